@@ -1,0 +1,69 @@
+"""split@<dataset>: stratified train/test split of the raw snapshot into data/interim/.
+
+Outputs ``<dataset>-train_interim_<date>.csv`` and ``<dataset>-test_interim_<date>.csv``:
+the raw rows unchanged, so the test split is exactly what a served model will be sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import TYPE_CHECKING
+
+from stages.common import Layout, read_csv, run_stage, stage_parser, write_csv
+from stages.errors import DataError
+from stages.params import DatasetParams, Params, SplitParams
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger("stages.split")
+
+
+def split_data(
+    frame: pd.DataFrame, spec: DatasetParams, params: SplitParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Core: drop rows without a target (logged), then split stratified on the target."""
+    from sklearn.model_selection import train_test_split
+
+    if spec.target not in frame.columns:
+        raise DataError(f"target column {spec.target!r} not in data (columns: {', '.join(map(str, frame.columns))})")
+    labelled = frame[frame[spec.target].notna()]
+    dropped = len(frame) - len(labelled)
+    if dropped:
+        log.warning("dropped %d rows with a missing target %r", dropped, spec.target)
+    counts = labelled[spec.target].astype(str).value_counts()
+    if len(counts) < 2:
+        raise DataError(f"target {spec.target!r} has fewer than two classes; cannot split")
+    n_test = round(len(labelled) * params.test_size)
+    if counts.min() < 2 or n_test < len(counts) or len(labelled) - n_test < len(counts):
+        raise DataError(
+            f"too few rows to split: {len(labelled)} labelled rows, smallest class "
+            f"{counts.idxmin()!r} has {counts.min()}, split.test_size={params.test_size}"
+        )
+    train, test = train_test_split(
+        labelled,
+        test_size=params.test_size,
+        random_state=params.seed,
+        stratify=labelled[spec.target].astype(str),
+    )
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
+    spec = params.dataset(args.dataset)
+    frame = read_csv(layout.raw(args.dataset, spec.snapshot), low_memory=False)
+    train, test = split_data(frame, spec, params.split)
+    for part, rows in (("train", train), ("test", test)):
+        out = layout.interim(args.dataset, part, spec.snapshot)
+        write_csv(out, rows)
+        log.info("wrote %s: %d rows", out, len(rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser(__doc__.splitlines()[0], dataset=True)
+    return run_stage(parser, _main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,206 @@
+"""train@<dataset>-<algo>: fit one algorithm on the processed train split of one dataset.
+
+Writes ``models/<algo>_<dataset>_v<N>.pkl``: a :class:`stages.model.TrainedModel` whose
+pipeline is the dataset's fitted transformer followed by this estimator, so it predicts
+from raw rows. Training metrics go to ``metrics/train/<dataset>-<algo>/metrics.json``;
+for xgb, dvclive also logs the train and validation log loss of every boosting round there.
+
+xgboost and dvclive are imported only when training xgb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stages.common import Layout, read_csv, read_pickle, replace_dir, run_stage, stage_parser, write_json, write_pickle
+from stages.errors import DataError
+from stages.model import TrainedModel
+from stages.params import LRParams, Params, RFParams, XGBParams, as_dict
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger("stages.train")
+
+PROGRESS_EVERY = 50  # boosting rounds between progress lines
+
+
+def build_estimator(algo: str, params: RFParams | XGBParams | LRParams) -> Any:
+    """An unfitted estimator for ``algo`` configured from its params section."""
+    if algo == "rf":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(
+            n_estimators=params.n_estimators,
+            max_depth=params.max_depth,
+            min_samples_leaf=params.min_samples_leaf,
+            class_weight=params.class_weight,
+            n_jobs=params.n_jobs,
+            random_state=params.seed,
+        )
+    if algo == "lr":
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(
+            C=params.C, max_iter=params.max_iter, class_weight=params.class_weight
+        )
+    if algo == "xgb":
+        from xgboost import XGBClassifier
+
+        return XGBClassifier(
+            n_estimators=params.n_estimators,
+            learning_rate=params.learning_rate,
+            max_depth=params.max_depth,
+            subsample=params.subsample,
+            colsample_bytree=params.colsample_bytree,
+            min_child_weight=params.min_child_weight,
+            reg_lambda=params.reg_lambda,
+            early_stopping_rounds=params.early_stopping_rounds,
+            n_jobs=params.n_jobs,
+            random_state=params.seed,
+            tree_method="hist",
+            eval_metric="logloss",
+        )
+    raise ValueError(f"no estimator for algorithm {algo!r}")  # params validation prevents this
+
+
+def _progress_callback(total: int) -> Any:
+    """An xgboost callback that logs a line every few rounds, so long fits show progress."""
+    from xgboost.callback import TrainingCallback
+
+    class Progress(TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
+            if (epoch + 1) % PROGRESS_EVERY == 0:
+                last = {f"{k}/{m}": round(v[-1], 5) for k, ms in evals_log.items() for m, v in ms.items()}
+                log.info("round %d/%d %s", epoch + 1, total, last)
+            return False
+
+    return Progress()
+
+
+def fit_estimator(
+    algo: str, params: RFParams | XGBParams | LRParams, X: np.ndarray, y: np.ndarray
+) -> tuple[Any, dict[str, list[float]]]:
+    """Core: fit ``algo`` on features ``X`` and 0/1 labels ``y``.
+
+    Returns the fitted estimator and, for xgb, the per-round log loss on the train and
+    validation parts (``{"train": [...], "valid": [...]}``); empty for other algorithms.
+    """
+    import numpy as np
+
+    if len(np.unique(y)) < 2:
+        raise DataError("the train split holds a single class; cannot train")
+    estimator = build_estimator(algo, params)
+    if algo != "xgb":
+        estimator.fit(X, y)
+        return estimator, {}
+    from sklearn.model_selection import train_test_split
+
+    X_fit, X_val, y_fit, y_val = train_test_split(
+        X, y, test_size=params.validation_fraction, random_state=params.seed, stratify=y
+    )
+    estimator.set_params(callbacks=[_progress_callback(params.n_estimators)])
+    estimator.fit(X_fit, y_fit, eval_set=[(X_fit, y_fit), (X_val, y_val)], verbose=False)
+    estimator.set_params(callbacks=None)  # never pickle a callback with the model
+    history = estimator.evals_result()
+    curves = {
+        "train": [float(v) for v in history["validation_0"]["logloss"]],
+        "valid": [float(v) for v in history["validation_1"]["logloss"]],
+    }
+    return estimator, curves
+
+
+def training_metrics(estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Fit quality on the train split itself: compare with test metrics to spot overfitting."""
+    from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+    proba = estimator.predict_proba(X)[:, 1]
+    return {
+        "train_accuracy": round(float(accuracy_score(y, proba >= 0.5)), 6),
+        "train_roc_auc": round(float(roc_auc_score(y, proba)), 6),
+        "train_log_loss": round(float(log_loss(y, proba, labels=[0, 1])), 6),
+        "n_train": len(y),
+        "n_features": int(X.shape[1]),
+    }
+
+
+def _library_versions(algo: str) -> dict[str, str]:
+    names = ["scikit-learn", "pandas", "numpy"] + (["xgboost-cpu"] if algo == "xgb" else [])
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _write_train_metrics(out_dir: Path, metrics: dict[str, Any], curves: dict[str, list[float]]) -> None:
+    """metrics.json for every algo; for xgb, dvclive's per-round log loss beside it."""
+    if not curves:
+        write_json(out_dir / "metrics.json", metrics)
+        return
+    from dvclive import Live
+
+    # No dvc.yaml rewriting, no experiment saving, no report: dvc.yaml declares these plots.
+    with Live(dir=str(out_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+        for train_loss, valid_loss in zip(curves["train"], curves["valid"], strict=True):
+            live.log_metric("train/logloss", round(train_loss, 6))
+            live.log_metric("valid/logloss", round(valid_loss, 6))
+            live.next_step()
+        for key, value in metrics.items():
+            live.log_metric(key, value, plot=False)
+
+
+def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
+    from sklearn.pipeline import Pipeline
+
+    name, algo = args.dataset, args.algo
+    spec, algo_params = params.dataset(name), params.train.algo(algo)
+    bundle = read_pickle(layout.processed(name, "transformer", spec.snapshot, "pkl"))
+    frame = read_csv(layout.processed(name, "train", spec.snapshot))
+    if frame.columns[:-1].tolist() != bundle["feature_names"]:
+        raise DataError(f"processed train data of {name!r} does not match its transformer: rerun featurize")
+    X = frame.iloc[:, :-1].to_numpy(dtype="float64")
+    y = frame.iloc[:, -1].to_numpy(dtype="int64")
+    log.info("training %s on %s: %d rows x %d features", algo, name, *X.shape)
+    estimator, curves = fit_estimator(algo, algo_params, X, y)
+    metrics = training_metrics(estimator, X, y)
+    if curves:
+        metrics["best_iteration"] = int(getattr(estimator, "best_iteration", len(curves["valid"]) - 1))
+        metrics["valid_log_loss"] = round(min(curves["valid"]), 6)
+    log.info("trained %s on %s: %s", algo, name, metrics)
+
+    model = TrainedModel(
+        algo=algo,
+        dataset=name,
+        version=params.train.model_version,
+        pipeline=Pipeline([("preprocess", bundle["transformer"]), ("model", estimator)]),
+        schema=bundle["schema"],
+        target=bundle["target"],
+        classes=tuple(bundle["classes"]),
+        params={"dataset": as_dict(spec), "featurize": as_dict(params.featurize),
+                "split": as_dict(params.split), algo: as_dict(algo_params)},
+        snapshot=spec.snapshot,
+        train_metrics=metrics,
+        feature_names=bundle["feature_names"],
+        versions=_library_versions(algo),
+    )
+    out = layout.model(algo, name, params.train.model_version)
+    write_pickle(out, model)
+    replace_dir(layout.train_metrics_dir(name, algo), lambda d: _write_train_metrics(d, metrics, curves))
+    log.info("wrote %s (%.1f MB)", out, out.stat().st_size / 1e6)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser(__doc__.splitlines()[0], dataset=True, algo=True)
+    return run_stage(parser, _main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
