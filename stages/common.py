@@ -76,17 +76,33 @@ class Layout:
     def train_metrics_dir(self, dataset: str, algo: str) -> Path:
         return self.root / "metrics" / "train" / f"{dataset}-{algo}"
 
+    @property
+    def test_metrics_dir(self) -> Path:
+        return self.root / "metrics" / "test"
+
     def test_metrics(self, dataset: str, algo: str) -> Path:
-        return self.root / "metrics" / "test" / f"{dataset}-{algo}.json"
+        return self.test_metrics_dir / f"{dataset}-{algo}.json"
+
+    @property
+    def leaderboard_dir(self) -> Path:
+        return self.root / "metrics" / "leaderboard"
 
     def leaderboard(self, dataset: str) -> Path:
-        return self.root / "metrics" / "leaderboard" / f"{dataset}.json"
+        return self.leaderboard_dir / f"{dataset}.json"
+
+    @property
+    def plot_data_dir(self) -> Path:
+        return self.root / "plots" / "data"
 
     def plot_data(self, topic: str, dataset: str, algo: str, date: str) -> Path:
-        return self.root / "plots" / "data" / topic / f"{topic}_{dataset}-{algo}_{date}.csv"
+        return self.plot_data_dir / topic / f"{topic}_{dataset}-{algo}_{date}.csv"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.root / "plots" / "figures"
 
     def figure(self, topic: str, dataset: str, date: str) -> Path:
-        return self.root / "plots" / "figures" / f"{topic}_{dataset}_{date}.png"
+        return self.figures_dir / f"{topic}_{dataset}_{date}.png"
 
     @property
     def report(self) -> Path:

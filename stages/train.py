@@ -76,7 +76,12 @@ def _progress_callback(total: int) -> Any:
     class Progress(TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
             if (epoch + 1) % PROGRESS_EVERY == 0:
-                last = {f"{k}/{m}": round(v[-1], 5) for k, ms in evals_log.items() for m, v in ms.items()}
+                names = {"validation_0": "train", "validation_1": "valid"}
+                last = {
+                    f"{names.get(k, k)}/{m}": round(v[-1], 5)
+                    for k, ms in evals_log.items()
+                    for m, v in ms.items()
+                }
                 log.info("round %d/%d %s", epoch + 1, total, last)
             return False
 

@@ -1,0 +1,193 @@
+"""evaluate: score every model on its dataset's raw test split; rank models per dataset.
+
+Each model is applied to ``data/interim/<dataset>-test_interim_<date>.csv`` exactly as a
+server would apply it to raw rows. Writes, all small and committed to git:
+
+- ``metrics/test/<dataset>-<algo>.json``: accuracy, balanced accuracy, precision, recall, f1,
+  ROC AUC, PR AUC, log loss, Brier score;
+- ``metrics/leaderboard/<dataset>.json``: the models ranked by ``evaluate.metric``;
+- ``plots/data/<topic>/<topic>_<dataset>-<algo>_<date>.csv`` for topic roc, pr, confusion,
+  calibration and importance (permutation importance of the raw input columns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stages.common import Layout, read_csv, read_pickle, replace_dir, run_stage, stage_parser, write_csv, write_json
+from stages.errors import DataError
+from stages.model import TrainedModel, conform, encode_target
+from stages.params import LOWER_IS_BETTER, EvaluateParams, Params
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+log = logging.getLogger("stages.evaluate")
+
+# sklearn scorer used for permutation importance, per leaderboard metric.
+SCORERS = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced_accuracy",
+    "precision": "precision",
+    "recall": "recall",
+    "f1": "f1",
+    "roc_auc": "roc_auc",
+    "pr_auc": "average_precision",
+    "log_loss": "neg_log_loss",
+    "brier": "neg_brier_score",
+}
+PLOT_TOPICS = ("roc", "pr", "confusion", "calibration", "importance")
+
+
+def score(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
+    """Core: the test metrics of positive-class probabilities ``proba`` against 0/1 ``y``."""
+    from sklearn import metrics as m
+
+    pred = (proba >= threshold).astype(int)
+    values = {
+        "accuracy": m.accuracy_score(y, pred),
+        "balanced_accuracy": m.balanced_accuracy_score(y, pred),
+        "precision": m.precision_score(y, pred, zero_division=0),
+        "recall": m.recall_score(y, pred, zero_division=0),
+        "f1": m.f1_score(y, pred, zero_division=0),
+        "roc_auc": m.roc_auc_score(y, proba),
+        "pr_auc": m.average_precision_score(y, proba),
+        "log_loss": m.log_loss(y, proba, labels=[0, 1]),
+        "brier": m.brier_score_loss(y, proba),
+    }
+    return {k: round(float(v), 6) for k, v in values.items()}
+
+
+def curves(
+    y: np.ndarray, proba: np.ndarray, classes: tuple[str, str], params: EvaluateParams
+) -> dict[str, pd.DataFrame]:
+    """Core: plot data for DVC (ROC, precision-recall, confusion rows, calibration)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    fpr, tpr, roc_thr = roc_curve(y, proba)
+    precision, recall, _ = precision_recall_curve(y, proba)
+    prob_true, prob_pred = calibration_curve(y, proba, n_bins=params.calibration_bins)
+    labels = np.array(classes)
+    return {
+        "roc": pd.DataFrame(
+            {"fpr": fpr, "tpr": tpr, "threshold": np.minimum(roc_thr, 1.0)}
+        ).round(6),
+        "pr": pd.DataFrame({"recall": recall, "precision": precision}).round(6),
+        "confusion": pd.DataFrame(
+            {"actual": labels[y], "predicted": labels[(proba >= params.threshold).astype(int)]}
+        ),
+        "calibration": pd.DataFrame(
+            {"mean_predicted": prob_pred, "fraction_positive": prob_true}
+        ).round(6),
+    }
+
+
+def importance(model: TrainedModel, rows: pd.DataFrame, y: np.ndarray, params: EvaluateParams) -> pd.DataFrame:
+    """Core: permutation importance of each raw input column, on the leaderboard metric."""
+    import pandas as pd
+    from sklearn.inspection import permutation_importance
+
+    result = permutation_importance(
+        model.pipeline,
+        rows,
+        y,
+        scoring=SCORERS[params.metric],
+        n_repeats=params.importance_repeats,
+        random_state=params.seed,
+        n_jobs=1,
+    )
+    frame = pd.DataFrame(
+        {
+            "feature": rows.columns,
+            "importance": result.importances_mean,
+            "std": result.importances_std,
+        }
+    ).round(6)
+    return frame.sort_values(["importance", "feature"], ascending=[True, True]).reset_index(drop=True)
+
+
+def leaderboard(scores: dict[str, dict[str, float]], metric: str, model_ids: dict[str, str]) -> dict[str, Any]:
+    """Core: rank algorithms by ``metric`` (ascending for losses); ties break by name."""
+    if not scores:
+        raise DataError("no model to rank")
+    sign = 1 if metric in LOWER_IS_BETTER else -1
+    ranking = sorted(scores, key=lambda algo: (sign * scores[algo][metric], algo))
+    best = ranking[0]
+    return {
+        "metric": metric,
+        "higher_is_better": metric not in LOWER_IS_BETTER,
+        "best_algo": best,
+        "best_model": model_ids[best],
+        "best_score": scores[best][metric],
+        "ranking": ranking,
+        "scores": {algo: scores[algo][metric] for algo in ranking},
+    }
+
+
+def evaluate_model(model: TrainedModel, test: pd.DataFrame, params: EvaluateParams) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
+    """Core: metrics and plot data of one model on raw test rows (target included)."""
+    if model.target not in test.columns:
+        raise DataError(f"test data of {model.dataset!r} has no target column {model.target!r}")
+    y = encode_target(test[model.target], model.positive_class).to_numpy()
+    rows = conform(test, model.schema, strict_categories=False)
+    proba = model.pipeline.predict_proba(rows)[:, 1]
+    metrics = score(y, proba, params.threshold)
+    metrics["n_test"] = len(y)
+    plots = curves(y, proba, model.classes, params)
+    plots["importance"] = importance(model, rows, y, params)
+    return metrics, plots
+
+
+def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
+    all_metrics: dict[tuple[str, str], dict[str, float]] = {}
+    all_plots: dict[tuple[str, str], dict[str, pd.DataFrame]] = {}
+    boards: dict[str, dict[str, Any]] = {}
+    version = params.train.model_version
+    for name, spec in params.datasets.items():
+        test = read_csv(layout.interim(name, "test", spec.snapshot), low_memory=False)
+        ids = {}
+        for algo in params.train.algos:
+            path = layout.model(algo, name, version)
+            model: TrainedModel = read_pickle(path)
+            metrics, plots = evaluate_model(model, test, params.evaluate)
+            log.info("%s on %s test (%d rows): %s", path.name, name, len(test), metrics)
+            all_metrics[name, algo], all_plots[name, algo] = metrics, plots
+            ids[algo] = model.model_id
+        scores = {algo: all_metrics[name, algo] for algo in params.train.algos}
+        boards[name] = leaderboard(scores, params.evaluate.metric, ids)
+        log.info("best on %s by %s: %s", name, params.evaluate.metric, boards[name]["best_model"])
+
+    def write_tests(tmp: Path) -> None:
+        for (name, algo), metrics in all_metrics.items():
+            write_json(tmp / layout.test_metrics(name, algo).name, metrics)
+
+    def write_boards(tmp: Path) -> None:
+        for name, board in boards.items():
+            write_json(tmp / layout.leaderboard(name).name, board)
+
+    def write_plots(tmp: Path) -> None:
+        for (name, algo), plots in all_plots.items():
+            date = params.datasets[name].snapshot
+            for topic in PLOT_TOPICS:
+                path = layout.plot_data(topic, name, algo, date)
+                write_csv(tmp / path.relative_to(layout.plot_data_dir), plots[topic])
+
+    replace_dir(layout.test_metrics_dir, write_tests)
+    replace_dir(layout.leaderboard_dir, write_boards)
+    replace_dir(layout.plot_data_dir, write_plots)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser(__doc__.splitlines()[0])
+    return run_stage(parser, _main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
