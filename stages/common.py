@@ -37,16 +37,16 @@ PHASES = ("raw", "interim", "processed")
 _PART = r"(?:-(?P<part>[a-z0-9]+))?"
 DATA_NAME_RE = re.compile(
     rf"^(?P<dataset>[a-z][a-z0-9]*){_PART}_(?P<phase>raw|interim|processed)_(?P<date>\d{{8}})"
-    r"\.(?P<ext>csv|pkl)$"
+    r"\.(?P<ext>csv|pkl)\Z"
 )
 MODEL_NAME_RE = re.compile(
-    r"^(?P<algo>[a-z][a-z0-9]*)_(?P<dataset>[a-z][a-z0-9]*)_v(?P<version>[1-9]\d*)\.pkl$"
+    r"^(?P<algo>[a-z][a-z0-9]*)_(?P<dataset>[a-z][a-z0-9]*)_v(?P<version>[1-9]\d*)\.pkl\Z"
 )
 FIGURE_NAME_RE = re.compile(
     rf"^(?P<topic>[a-z][a-z0-9]*)_(?P<dataset>[a-z][a-z0-9]*){_PART}_(?P<date>\d{{8}})"
-    r"\.(?P<ext>png|csv)$"
+    r"\.(?P<ext>png|csv)\Z"
 )
-NOTEBOOK_NAME_RE = re.compile(r"^\d{2}_[a-z0-9-]+_[a-z0-9-]+\.ipynb$")
+NOTEBOOK_NAME_RE = re.compile(r"^\d{2}_[a-z0-9-]+_[a-z0-9-]+\.ipynb\Z")
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,11 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read a pipeline JSON, with a clear error when an upstream stage has not run."""
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"{path} does not exist: run the stage that writes it first")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def write_csv(path: str | Path, frame: Any) -> None:
@@ -222,10 +226,14 @@ def setup_logging(verbose: bool = False) -> None:
     )
 
 
-def stage_parser(description: str, *, dataset: bool = False, algo: bool = False) -> argparse.ArgumentParser:
+def stage_parser(
+    description: str, *, dataset: bool = False, algo: bool = False
+) -> argparse.ArgumentParser:
     """The shared command line of every stage: same params file, same flags."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    parser.add_argument(
+        "--params", default="params.yaml", help="params file (default: %(default)s)"
+    )
     parser.add_argument("--root", default=".", help="repository root for inputs and outputs")
     if dataset:
         parser.add_argument("--dataset", required=True, help="dataset name declared in params.yaml")

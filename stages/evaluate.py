@@ -17,7 +17,16 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stages.common import Layout, read_csv, read_pickle, replace_dir, run_stage, stage_parser, write_csv, write_json
+from stages.common import (
+    Layout,
+    read_csv,
+    read_pickle,
+    replace_dir,
+    run_stage,
+    stage_parser,
+    write_csv,
+    write_json,
+)
 from stages.errors import DataError
 from stages.model import TrainedModel, conform, encode_target
 from stages.params import LOWER_IS_BETTER, EvaluateParams, Params
@@ -76,9 +85,9 @@ def curves(
     prob_true, prob_pred = calibration_curve(y, proba, n_bins=params.calibration_bins)
     labels = np.array(classes)
     return {
-        "roc": pd.DataFrame(
-            {"fpr": fpr, "tpr": tpr, "threshold": np.minimum(roc_thr, 1.0)}
-        ).round(6),
+        "roc": pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": np.minimum(roc_thr, 1.0)}).round(
+            6
+        ),
         "pr": pd.DataFrame({"recall": recall, "precision": precision}).round(6),
         "confusion": pd.DataFrame(
             {"actual": labels[y], "predicted": labels[(proba >= params.threshold).astype(int)]}
@@ -89,7 +98,9 @@ def curves(
     }
 
 
-def importance(model: TrainedModel, rows: pd.DataFrame, y: np.ndarray, params: EvaluateParams) -> pd.DataFrame:
+def importance(
+    model: TrainedModel, rows: pd.DataFrame, y: np.ndarray, params: EvaluateParams
+) -> pd.DataFrame:
     """Core: permutation importance of each raw input column, on the leaderboard metric."""
     import pandas as pd
     from sklearn.inspection import permutation_importance
@@ -110,10 +121,13 @@ def importance(model: TrainedModel, rows: pd.DataFrame, y: np.ndarray, params: E
             "std": result.importances_std,
         }
     ).round(6)
-    return frame.sort_values(["importance", "feature"], ascending=[True, True]).reset_index(drop=True)
+    ranked = frame.sort_values(["importance", "feature"], ascending=[False, True])
+    return ranked.reset_index(drop=True)
 
 
-def leaderboard(scores: dict[str, dict[str, float]], metric: str, model_ids: dict[str, str]) -> dict[str, Any]:
+def leaderboard(
+    scores: dict[str, dict[str, float]], metric: str, model_ids: dict[str, str]
+) -> dict[str, Any]:
     """Core: rank algorithms by ``metric`` (ascending for losses); ties break by name."""
     if not scores:
         raise DataError("no model to rank")
@@ -128,10 +142,13 @@ def leaderboard(scores: dict[str, dict[str, float]], metric: str, model_ids: dic
         "best_score": scores[best][metric],
         "ranking": ranking,
         "scores": {algo: scores[algo][metric] for algo in ranking},
+        "models": {algo: model_ids[algo] for algo in ranking},
     }
 
 
-def evaluate_model(model: TrainedModel, test: pd.DataFrame, params: EvaluateParams) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
+def evaluate_model(
+    model: TrainedModel, test: pd.DataFrame, params: EvaluateParams
+) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
     """Core: metrics and plot data of one model on raw test rows (target included)."""
     if model.target not in test.columns:
         raise DataError(f"test data of {model.dataset!r} has no target column {model.target!r}")

@@ -12,7 +12,15 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stages.common import Layout, read_csv, replace_dir, run_stage, stage_parser, write_csv, write_pickle
+from stages.common import (
+    Layout,
+    read_csv,
+    replace_dir,
+    run_stage,
+    stage_parser,
+    write_csv,
+    write_pickle,
+)
 from stages.errors import DataError
 from stages.model import ColumnSpec, conform, encode_target, infer_schema, negative_class
 from stages.params import DatasetParams, FeaturizeParams, Params

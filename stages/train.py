@@ -17,7 +17,16 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stages.common import Layout, read_csv, read_pickle, replace_dir, run_stage, stage_parser, write_json, write_pickle
+from stages.common import (
+    Layout,
+    read_csv,
+    read_pickle,
+    replace_dir,
+    run_stage,
+    stage_parser,
+    write_json,
+    write_pickle,
+)
 from stages.errors import DataError
 from stages.model import TrainedModel
 from stages.params import LRParams, Params, RFParams, XGBParams, as_dict
@@ -145,7 +154,9 @@ def _library_versions(algo: str) -> dict[str, str]:
     return versions
 
 
-def _write_train_metrics(out_dir: Path, metrics: dict[str, Any], curves: dict[str, list[float]]) -> None:
+def _write_train_metrics(
+    out_dir: Path, metrics: dict[str, Any], curves: dict[str, list[float]]
+) -> None:
     """metrics.json for every algo; for xgb, dvclive's per-round log loss beside it."""
     if not curves:
         write_json(out_dir / "metrics.json", metrics)
@@ -170,14 +181,18 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
     bundle = read_pickle(layout.processed(name, "transformer", spec.snapshot, "pkl"))
     frame = read_csv(layout.processed(name, "train", spec.snapshot))
     if frame.columns[:-1].tolist() != bundle["feature_names"]:
-        raise DataError(f"processed train data of {name!r} does not match its transformer: rerun featurize")
+        raise DataError(
+            f"processed train data of {name!r} does not match its transformer: rerun featurize"
+        )
     X = frame.iloc[:, :-1].to_numpy(dtype="float64")
     y = frame.iloc[:, -1].to_numpy(dtype="int64")
     log.info("training %s on %s: %d rows x %d features", algo, name, *X.shape)
     estimator, curves = fit_estimator(algo, algo_params, X, y)
     metrics = training_metrics(estimator, X, y)
     if curves:
-        metrics["best_iteration"] = int(getattr(estimator, "best_iteration", len(curves["valid"]) - 1))
+        metrics["best_iteration"] = int(
+            getattr(estimator, "best_iteration", len(curves["valid"]) - 1)
+        )
         metrics["valid_log_loss"] = round(min(curves["valid"]), 6)
     log.info("trained %s on %s: %s", algo, name, metrics)
 
@@ -189,8 +204,12 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
         schema=bundle["schema"],
         target=bundle["target"],
         classes=tuple(bundle["classes"]),
-        params={"dataset": as_dict(spec), "featurize": as_dict(params.featurize),
-                "split": as_dict(params.split), algo: as_dict(algo_params)},
+        params={
+            "dataset": as_dict(spec),
+            "featurize": as_dict(params.featurize),
+            "split": as_dict(params.split),
+            algo: as_dict(algo_params),
+        },
         snapshot=spec.snapshot,
         train_metrics=metrics,
         feature_names=bundle["feature_names"],
@@ -198,7 +217,9 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
     )
     out = layout.model(algo, name, params.train.model_version)
     write_pickle(out, model)
-    replace_dir(layout.train_metrics_dir(name, algo), lambda d: _write_train_metrics(d, metrics, curves))
+    replace_dir(
+        layout.train_metrics_dir(name, algo), lambda d: _write_train_metrics(d, metrics, curves)
+    )
     log.info("wrote %s (%.1f MB)", out, out.stat().st_size / 1e6)
 
 

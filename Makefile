@@ -1,0 +1,59 @@
+# Two commands on a fresh machine with python3 and git: `make repro`, then `make test`.
+# uv is bootstrapped into .tools/ when it is not on PATH; every target installs what it needs.
+
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+RUN := $(UV) run --locked
+export UV_COMPILE_BYTECODE := 1
+export DVC_NO_ANALYTICS := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install repro status metrics test test-unit test-pipeline coverage lint format importtime clean-outputs
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --compile-bytecode
+	@touch $@
+
+install: .venv/.installed ## Install the locked environment into .venv (bytecode compiled)
+
+repro: install ## Run the whole pipeline on the demo data (dvc repro)
+	$(RUN) dvc repro
+	@echo "Figures and report: plots/figures/, plots/report.html; metrics: make metrics"
+
+status: install ## What dvc would rerun, and whether outputs match dvc.lock
+	$(RUN) dvc status
+
+metrics: install ## Test metrics and leaderboards of the current workspace
+	$(RUN) dvc metrics show
+
+test: install ## Run every test (unit, pipeline, naming) with coverage
+	$(RUN) pytest --cov --cov-report=term:skip-covered
+
+test-unit: install ## Unit tests only (fast)
+	$(RUN) pytest -m "not pipeline"
+
+test-pipeline: install ## Pipeline tests only: real dvc repro / exp run in a temporary repo
+	$(RUN) pytest -m pipeline
+
+coverage: install ## Tests with an HTML coverage report in htmlcov/
+	$(RUN) pytest --cov --cov-report=term --cov-report=html
+
+lint: install ## ruff lint and format check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: install ## Apply ruff fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+importtime: install ## Import time of every stage module (each stage is its own process)
+	$(RUN) python tools/importtime.py

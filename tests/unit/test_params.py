@@ -1,0 +1,385 @@
+"""params.yaml validation: every mistake stops the run with one message naming the key."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from stages.errors import ParamsError
+from stages.params import (
+    ALGOS,
+    NAME_RE,
+    DatasetParams,
+    Params,
+    RFParams,
+    load_params,
+    parse_params,
+)
+from tests.unit.conftest import PARAMS_FILE, write_params
+
+
+def first_dataset(raw: dict) -> dict:
+    return next(iter(raw["datasets"].values()))
+
+
+def parse_error(raw: dict) -> str:
+    with pytest.raises(ParamsError) as info:
+        parse_params(raw)
+    return str(info.value)
+
+
+# --- the real file ----------------------------------------------------------------------
+
+
+def test_repo_params_yaml_loads():
+    params = load_params(PARAMS_FILE)
+
+    assert isinstance(params, Params)
+    assert params.datasets
+    for name, spec in params.datasets.items():
+        assert NAME_RE.match(name)
+        assert isinstance(spec, DatasetParams)
+        assert isinstance(spec.positive_class, str)
+        assert len(spec.snapshot) == 8
+    assert params.train.algos
+    assert set(params.train.algos) <= set(ALGOS)
+    assert 0 < params.split.test_size < 1
+
+
+def test_parse_params_matches_load_params(raw_params, tmp_path):
+    assert parse_params(raw_params) == load_params(write_params(tmp_path / "p.yaml", raw_params))
+
+
+def test_int_values_become_floats_and_strings(raw_params):
+    raw_params["split"]["test_size"] = 0.5
+    raw_params["train"].setdefault("lr", {})["C"] = 2  # an int where a float is declared
+    first_dataset(raw_params)["positive_class"] = 1  # YAML int label -> text, as in the CSV
+    first_dataset(raw_params)["snapshot"] = 20240229  # unquoted date, leap day
+
+    params = parse_params(raw_params)
+
+    assert params.train.lr.C == 2.0 and isinstance(params.train.lr.C, float)
+    spec = next(iter(params.datasets.values()))
+    assert spec.positive_class == "1"
+    assert spec.snapshot == "20240229"
+
+
+def test_missing_optional_sections_take_defaults(raw_params):
+    for section in ("split", "featurize", "evaluate", "plot"):
+        del raw_params[section]
+
+    params = parse_params(raw_params)
+
+    assert params.split.test_size == 0.25
+    assert params.evaluate.metric == "roc_auc"
+
+
+# --- unknown keys and values ------------------------------------------------------------
+
+
+def test_unknown_top_level_key(raw_params):
+    raw_params["trian"] = {}
+
+    message = parse_error(raw_params)
+
+    assert "'trian'" in message
+    for allowed in ("datasets", "split", "featurize", "train", "evaluate", "plot"):
+        assert allowed in message
+
+
+def test_unknown_nested_key_names_key_and_allowed_keys(raw_params):
+    raw_params["train"].setdefault("rf", {})["n_estimatorz"] = 10
+
+    message = parse_error(raw_params)
+
+    assert message.startswith("train.rf:")
+    assert "'n_estimatorz'" in message
+    for allowed in (f.name for f in dataclasses.fields(RFParams)):
+        assert allowed in message
+
+
+def test_unknown_dataset_key(raw_params):
+    first_dataset(raw_params)["traget"] = "y"
+
+    message = parse_error(raw_params)
+
+    assert "'traget'" in message
+    assert "target" in message and "positive_class" in message
+
+
+def test_unknown_algorithm_names_allowed_values(raw_params):
+    raw_params["train"]["algos"] = ["rf", "svm"]
+
+    message = parse_error(raw_params)
+
+    assert "train.algos" in message
+    assert "'svm'" in message
+    for algo in ALGOS:
+        assert algo in message
+
+
+@pytest.mark.parametrize("algos", [[], ["rf", "rf"]])
+def test_empty_or_repeated_algos_rejected(raw_params, algos):
+    raw_params["train"]["algos"] = algos
+
+    assert "train.algos" in parse_error(raw_params)
+
+
+def test_unknown_literal_value_names_allowed(raw_params):
+    raw_params["featurize"]["numeric_imputer"] = "mode"
+
+    message = parse_error(raw_params)
+
+    assert "featurize.numeric_imputer" in message
+    assert "'median'" in message and "'mean'" in message
+
+
+def test_unknown_metric_rejected(raw_params):
+    raw_params["evaluate"]["metric"] = "auc"
+
+    message = parse_error(raw_params)
+
+    assert "evaluate.metric" in message and "'roc_auc'" in message
+
+
+# --- ranges -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [1.5, 0, 1, -0.1])
+def test_test_size_outside_open_interval_rejected(raw_params, value):
+    raw_params["split"]["test_size"] = value
+
+    message = parse_error(raw_params)
+
+    assert "split.test_size" in message
+    assert "out of range" in message
+
+
+def test_test_size_inside_interval_accepted(raw_params):
+    raw_params["split"]["test_size"] = 0.01
+
+    assert parse_params(raw_params).split.test_size == 0.01
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        (("train", "rf"), "n_estimators", 0),
+        (("train", "xgb"), "learning_rate", 0),
+        (("train", "xgb"), "subsample", 1.5),
+        (("train", "lr"), "C", 0),
+        (("evaluate",), "calibration_bins", 1),
+        (("split",), "seed", -1),
+    ],
+)
+def test_out_of_range_values_name_the_key(raw_params, section, key, value):
+    node = raw_params
+    for part in section:
+        node = node.setdefault(part, {})
+    node[key] = value
+
+    message = parse_error(raw_params)
+
+    assert f"{'.'.join(section)}.{key} = {value}" in message
+
+
+# --- types ------------------------------------------------------------------------------
+
+
+def test_string_for_int_rejected(raw_params):
+    raw_params["split"]["seed"] = "42"
+
+    message = parse_error(raw_params)
+
+    assert "split.seed" in message and "expected an integer" in message
+
+
+def test_bool_for_int_rejected(raw_params):
+    raw_params["train"].setdefault("rf", {})["n_estimators"] = True
+
+    message = parse_error(raw_params)
+
+    assert "train.rf.n_estimators" in message and "expected an integer" in message
+
+
+def test_float_for_int_rejected(raw_params):
+    raw_params["train"]["model_version"] = 1.5
+
+    assert "train.model_version" in parse_error(raw_params)
+
+
+def test_string_for_float_rejected(raw_params):
+    raw_params["split"]["test_size"] = "0.2"
+
+    message = parse_error(raw_params)
+
+    assert "split.test_size" in message and "expected a number" in message
+
+
+def test_string_for_bool_rejected(raw_params):
+    raw_params["featurize"]["scale_numeric"] = "yes"
+
+    message = parse_error(raw_params)
+
+    assert "featurize.scale_numeric" in message and "true or false" in message
+
+
+def test_unquoted_yes_as_positive_class_gives_quoting_hint(tmp_path, raw_params):
+    name = next(iter(raw_params["datasets"]))
+    first_dataset(raw_params)["positive_class"] = "__POSITIVE__"
+    path = write_params(tmp_path / "params.yaml", raw_params)
+    # The file really holds an unquoted `yes`, which YAML 1.1 reads as a bool.
+    text = path.read_text(encoding="utf-8").replace("__POSITIVE__", "yes")
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(ParamsError) as info:
+        load_params(path)
+
+    message = str(info.value)
+    assert f"datasets.{name}.positive_class = True" in message
+    assert "quote" in message and '"Yes"' in message
+
+
+def test_list_expected(raw_params):
+    first_dataset(raw_params)["drop_columns"] = "id"
+
+    assert "drop_columns" in parse_error(raw_params)
+
+
+def test_section_must_be_mapping(raw_params):
+    raw_params["split"] = [0.25]
+
+    assert "split: expected a mapping" in parse_error(raw_params)
+
+
+# --- datasets ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("snapshot", [20251340, "20250230", "2025-11-30", "2511", "snapshot"])
+def test_invalid_snapshot_rejected(raw_params, snapshot):
+    name = next(iter(raw_params["datasets"]))
+    first_dataset(raw_params)["snapshot"] = snapshot
+
+    message = parse_error(raw_params)
+
+    assert f"datasets.{name}.snapshot" in message
+    assert "date" in message
+
+
+@pytest.mark.parametrize("name", ["Credit", "credit_data", "1credit", "credit-data", ""])
+def test_bad_dataset_name_rejected(raw_params, name):
+    raw_params["datasets"] = {name: first_dataset(raw_params)}
+
+    message = parse_error(raw_params)
+
+    assert f"datasets.{name}:" in message
+    assert "lowercase" in message
+
+
+def test_dataset_name_with_trailing_newline_rejected(raw_params):
+    raw_params["datasets"] = {"credit\n": first_dataset(raw_params)}
+
+    with pytest.raises(ParamsError):
+        parse_params(raw_params)
+
+
+@pytest.mark.parametrize("key", ["source", "target", "positive_class", "snapshot"])
+def test_missing_required_dataset_key(raw_params, key):
+    name = next(iter(raw_params["datasets"]))
+    del first_dataset(raw_params)[key]
+
+    assert parse_error(raw_params) == f"datasets.{name}.{key} is missing"
+
+
+def test_missing_model_version(raw_params):
+    del raw_params["train"]["model_version"]
+
+    assert parse_error(raw_params) == "train.model_version is missing"
+
+
+def test_missing_train_section(raw_params):
+    del raw_params["train"]
+
+    assert "train is missing" in parse_error(raw_params)
+
+
+@pytest.mark.parametrize("datasets", [None, {}, ["credit"]])
+def test_missing_or_empty_datasets(raw_params, datasets):
+    raw_params["datasets"] = datasets
+
+    assert "declare at least one dataset" in parse_error(raw_params)
+
+
+def test_drop_columns_containing_target_rejected(raw_params):
+    spec = first_dataset(raw_params)
+    spec["drop_columns"] = ["id", spec["target"]]
+
+    message = parse_error(raw_params)
+
+    assert "drop_columns" in message and repr(spec["target"]) in message
+
+
+def test_empty_source_rejected(raw_params):
+    first_dataset(raw_params)["source"] = "   "
+
+    assert "source is empty" in parse_error(raw_params)
+
+
+def test_multi_character_separator_rejected(raw_params):
+    first_dataset(raw_params)["sep"] = ";;"
+
+    assert "sep" in parse_error(raw_params)
+
+
+def test_unknown_dataset_lookup_lists_declared(raw_params):
+    params = parse_params(raw_params)
+
+    with pytest.raises(ParamsError) as info:
+        params.dataset("nope")
+
+    assert "'nope'" in str(info.value)
+    for name in params.datasets:
+        assert name in str(info.value)
+
+
+def test_algo_lookup_outside_train_algos(raw_params):
+    raw_params["train"]["algos"] = ["lr"]
+    params = parse_params(raw_params)
+
+    assert params.train.algo("lr") == params.train.lr
+    with pytest.raises(ParamsError, match="'rf'"):
+        params.train.algo("rf")
+
+
+# --- files ------------------------------------------------------------------------------
+
+
+def test_invalid_yaml_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("split:\n  test_size: [0.25\n  seed: 42\n", encoding="utf-8")
+
+    with pytest.raises(ParamsError) as info:
+        load_params(path)
+
+    message = str(info.value)
+    assert str(path) in message and "invalid YAML" in message and "line" in message
+    assert "\n" not in message
+
+
+def test_missing_params_file(tmp_path):
+    path = tmp_path / "nope.yaml"
+
+    with pytest.raises(ParamsError) as info:
+        load_params(path)
+
+    assert str(info.value) == f"cannot read {path}: No such file or directory"
+
+
+@pytest.mark.parametrize("text", ["", "- a\n- b\n", "just a string\n"])
+def test_non_mapping_file(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(ParamsError, match="expected a mapping at the top level"):
+        load_params(path)
