@@ -290,7 +290,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return str(value)
         if not isinstance(value, str):
             raise ParamsError(
-                f'{where} = {value!r}: expected a string (quote values such as "Yes" or "no")'
+                f'{where} = {value!r}: expected a string (quote labels such as "true" or "Yes")'
             )
         return value
     raise TypeError(f"unsupported annotation {hint!r} at {where}")  # a bug, not bad params
@@ -352,6 +352,32 @@ def parse_params(raw: Any) -> Params:
     return Params(datasets=datasets, train=train, **sections_built)
 
 
+def _yaml12_loader() -> type:
+    """A safe YAML loader with YAML 1.2 booleans (only true/false), as DVC reads params.
+
+    PyYAML follows YAML 1.1, where yes/no/on/off are booleans; DVC (ruamel, YAML 1.2) reads
+    them as strings and, on ``dvc exp run -S``, rewrites ``positive_class: "Yes"`` unquoted.
+    Both must see the same value.
+    """
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool",
+        re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        list("tTfF"),
+    )
+    return Loader
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``; the only way stages see their params."""
     import yaml
@@ -362,7 +388,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except OSError as exc:
         raise ParamsError(f"cannot read {path}: {exc.strerror}") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_yaml12_loader())  # a SafeLoader subclass: no code runs
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""

@@ -225,12 +225,25 @@ def test_string_for_bool_rejected(raw_params):
     assert "featurize.scale_numeric" in message and "true or false" in message
 
 
-def test_unquoted_yes_as_positive_class_gives_quoting_hint(tmp_path, raw_params):
+def test_unquoted_yes_reads_as_text_like_dvc(tmp_path, raw_params):
+    """DVC (YAML 1.2) rewrites `positive_class: "Yes"` unquoted on `exp run -S`; still "Yes"."""
+    first_dataset(raw_params)["positive_class"] = "__POSITIVE__"
+    first_dataset(raw_params)["drop_columns"] = ["__DROP__"]
+    path = write_params(tmp_path / "params.yaml", raw_params)
+    text = path.read_text(encoding="utf-8").replace("__POSITIVE__", "Yes")
+    path.write_text(text.replace("__DROP__", "no"), encoding="utf-8")
+
+    spec = next(iter(load_params(path).datasets.values()))
+
+    assert spec.positive_class == "Yes"
+    assert spec.drop_columns == ["no"]
+
+
+def test_boolean_positive_class_gives_quoting_hint(tmp_path, raw_params):
     name = next(iter(raw_params["datasets"]))
     first_dataset(raw_params)["positive_class"] = "__POSITIVE__"
     path = write_params(tmp_path / "params.yaml", raw_params)
-    # The file really holds an unquoted `yes`, which YAML 1.1 reads as a bool.
-    text = path.read_text(encoding="utf-8").replace("__POSITIVE__", "yes")
+    text = path.read_text(encoding="utf-8").replace("__POSITIVE__", "true")
     path.write_text(text, encoding="utf-8")
 
     with pytest.raises(ParamsError) as info:
