@@ -56,4 +56,4 @@ format: install ## Apply ruff fixes and formatting
 	$(RUN) ruff format .
 
 importtime: install ## Import time of every stage module (each stage is its own process)
-	$(RUN) python tools/importtime.py
+	$(RUN) python -m tools.importtime

@@ -7,7 +7,8 @@ server would apply it to raw rows. Writes, all small and committed to git:
   ROC AUC, PR AUC, log loss, Brier score;
 - ``metrics/leaderboard/<dataset>.json``: the models ranked by ``evaluate.metric``;
 - ``plots/data/<topic>/<topic>_<dataset>-<algo>_<date>.csv`` for topic roc, pr, confusion,
-  calibration and importance (permutation importance of the raw input columns).
+  calibration and importance (permutation importance of the raw input columns), and loss
+  (per-round train/validation log loss) for models that train in rounds (xgb).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ SCORERS = {
     "log_loss": "neg_log_loss",
     "brier": "neg_brier_score",
 }
-PLOT_TOPICS = ("roc", "pr", "confusion", "calibration", "importance")
+PLOT_TOPICS = ("roc", "pr", "confusion", "calibration", "importance")  # for every model
+LOSS_TOPIC = "loss"  # only for models with a per-round history (xgb)
 
 
 def score(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
@@ -159,7 +161,18 @@ def evaluate_model(
     metrics["n_test"] = len(y)
     plots = curves(y, proba, model.classes, params)
     plots["importance"] = importance(model, rows, y, params)
+    if model.history:
+        plots[LOSS_TOPIC] = loss_curve(model.history)
     return metrics, plots
+
+
+def loss_curve(history: dict[str, list[float]]) -> pd.DataFrame:
+    """Core: per-round losses recorded at training time, one row per round."""
+    import pandas as pd
+
+    frame = pd.DataFrame({f"{part}_logloss": values for part, values in history.items()})
+    frame.insert(0, "step", range(len(frame)))
+    return frame
 
 
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
@@ -192,7 +205,7 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
     def write_plots(tmp: Path) -> None:
         for (name, algo), plots in all_plots.items():
             date = params.datasets[name].snapshot
-            for topic in PLOT_TOPICS:
+            for topic in plots:
                 path = layout.plot_data(topic, name, algo, date)
                 write_csv(tmp / path.relative_to(layout.plot_data_dir), plots[topic])
 

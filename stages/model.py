@@ -126,6 +126,8 @@ class TrainedModel:
     train_metrics: dict[str, float]
     feature_names: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    # Per-round loss of iterative learners (xgb): {"train": [...], "valid": [...]}.
+    history: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from stages.errors import ParamsError
 
 ALGOS: tuple[str, ...] = ("rf", "xgb", "lr")
-METRICS: tuple[str, ...] = (
+Metric = Literal[
     "accuracy",
     "balanced_accuracy",
     "precision",
@@ -31,7 +31,8 @@ METRICS: tuple[str, ...] = (
     "pr_auc",
     "log_loss",
     "brier",
-)
+]
+METRICS: tuple[str, ...] = typing.get_args(Metric)
 # Metrics where a smaller value is better; the leaderboard sorts these ascending.
 LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss", "brier"})
 NAME_RE = re.compile(r"[a-z][a-z0-9]*")
@@ -180,17 +181,7 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    metric: Literal[
-        "accuracy",
-        "balanced_accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "roc_auc",
-        "pr_auc",
-        "log_loss",
-        "brier",
-    ] = "roc_auc"
+    metric: Metric = "roc_auc"
     threshold: float = 0.5
     importance_repeats: int = 5
     calibration_bins: int = 10

@@ -5,7 +5,8 @@ the plot data of ``evaluate``); never loads a model. Writes:
 
 - ``plots/figures/<topic>_<dataset>_<date>.png`` for topic balance, distributions, missing,
   correlations (EDA of the raw snapshot) and roc, pr, calibration, metrics, importance (the
-  models on the test split);
+  models on the test split), and loss (per-round train/validation log loss) when at least
+  one model of the dataset trains in rounds (xgb);
 - ``plots/report.html``: every leaderboard and figure in one page that opens offline.
 
 Figures and report are byte-identical across reruns on the same inputs (no timestamps, PNG
@@ -47,14 +48,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("stages.plot")
 
 EDA_TOPICS = ("balance", "distributions", "missing", "correlations")
-MODEL_TOPICS = ("roc", "pr", "calibration", "metrics", "importance")
+MODEL_TOPICS = ("roc", "pr", "calibration", "metrics", "importance", "loss")
 TOPICS = EDA_TOPICS + MODEL_TOPICS
+# Topics whose plot data only some models have (evaluate writes loss for xgb only): the
+# figure is drawn from the models that have it, and left out when none has.
+OPTIONAL_TOPICS = ("loss",)
 # Plot data written by evaluate, and the columns each figure needs from it.
 CURVE_COLUMNS = {
     "roc": ("fpr", "tpr"),
     "pr": ("recall", "precision"),
     "calibration": ("mean_predicted", "fraction_positive"),
     "importance": ("feature", "importance", "std"),
+    "loss": ("step", "train_logloss", "valid_logloss"),
 }
 TOP_FEATURES = 15
 POSITIVE_COLOR = "tab:red"
@@ -77,6 +82,9 @@ CAPTIONS = {
     "metrics": "Test metrics of every model; log_loss and brier are losses (lower is better).",
     "importance": "Permutation importance of the raw input columns on the test split: the drop "
     "in {metric} when a column is shuffled (mean and std over repeats), top {top} per model.",
+    "loss": "Log loss per boosting round of the models that train in rounds, on the data they "
+    "were fitted on (solid) and on the validation part held out of the train split (dashed); "
+    "the dot marks the round with the lowest validation loss.",
 }
 
 
@@ -528,6 +536,60 @@ def importance_figure(
     return fig
 
 
+def loss_figure(
+    curves: Mapping[str, pd.DataFrame], dataset: str, algos: Sequence[str] = ()
+) -> Figure:
+    """Train and validation log loss per round: where boosting starts to overfit.
+
+    ``algos`` fixes the colour order (all of train.algos, so each algorithm keeps the colour
+    it has in the other figures); algorithms missing from it follow in ``curves`` order.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    title = f"{dataset}: log loss per boosting round"
+    if not curves:
+        return message_figure(title, "no model trains in rounds")
+    colors = _algo_colors([*algos, *(a for a in curves if a not in algos)])
+    with _style() as plt:
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        for algo, curve in curves.items():
+            _require(curve, CURVE_COLUMNS["loss"], f"loss data of {dataset}-{algo}")
+            color = colors[algo]
+            ax.plot(
+                curve["step"], curve["train_logloss"], color=color, lw=1.5, label=f"{algo} train"
+            )
+            ax.plot(
+                curve["step"],
+                curve["valid_logloss"],
+                color=color,
+                lw=1.5,
+                ls="--",
+                label=f"{algo} valid",
+            )
+            valid = curve["valid_logloss"].astype(float)
+            if valid.notna().any():
+                best = valid.idxmin()  # first of tied minima: the earliest round
+                step, loss = int(curve["step"].loc[best]), float(valid.loc[best])
+                ax.scatter(
+                    [step],
+                    [loss],
+                    s=36,
+                    color=color,
+                    edgecolors="black",
+                    linewidths=0.8,
+                    zorder=3,
+                    label=f"{algo} best round {step} ({loss:.4f})",
+                )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(title)
+        ax.set_xlabel("boosting round")
+        ax.set_ylabel("log loss")
+        ax.legend(loc="upper right", fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+    return fig
+
+
 # --- HTML report ------------------------------------------------------------------------
 
 
@@ -703,7 +765,10 @@ def dataset_figures(
     plot_data: Mapping[str, Mapping[str, pd.DataFrame]],
     params: Params,
 ) -> Iterator[tuple[str, Figure]]:
-    """Every figure of one dataset, in TOPICS order, built lazily (one open figure at a time)."""
+    """Every figure of one dataset, in TOPICS order, built lazily (one open figure at a time).
+
+    An optional topic (loss) is left out when no algorithm has its plot data.
+    """
     eda = raw.drop(columns=spec.drop_columns, errors="ignore")
     cap = params.plot.max_numeric_columns
     yield "balance", balance_figure(eda, spec.target, spec.positive_class, name)
@@ -715,6 +780,8 @@ def dataset_figures(
     yield "calibration", calibration_figure(plot_data["calibration"], name)
     yield "metrics", metrics_figure(metrics, board, name)
     yield "importance", importance_figure(plot_data["importance"], name, board["metric"])
+    if plot_data.get("loss"):
+        yield "loss", loss_figure(plot_data["loss"], name, params.train.algos)
 
 
 def model_ids(dataset: str, board: Mapping[str, Any], algos: Sequence[str]) -> dict[str, str]:
@@ -730,6 +797,19 @@ def model_ids(dataset: str, board: Mapping[str, Any], algos: Sequence[str]) -> d
     return {algo: board["models"][algo] for algo in algos}
 
 
+def read_plot_data(
+    layout: Layout, dataset: str, date: str, algos: Sequence[str]
+) -> dict[str, dict[str, pd.DataFrame]]:
+    """Plot data per topic and algorithm; an optional topic keeps the algorithms that have it."""
+    data = {}
+    for topic in CURVE_COLUMNS:
+        paths = {algo: layout.plot_data(topic, dataset, algo, date) for algo in algos}
+        if topic in OPTIONAL_TOPICS:
+            paths = {algo: path for algo, path in paths.items() if path.is_file()}
+        data[topic] = {algo: read_csv(path) for algo, path in paths.items()}
+    return data
+
+
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
     algos = params.train.algos
     pngs: dict[Path, bytes] = {}
@@ -739,12 +819,7 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
         metrics = {algo: read_json(layout.test_metrics(name, algo)) for algo in algos}
         board = read_json(layout.leaderboard(name))
         ids = model_ids(name, board, algos)
-        plot_data = {
-            topic: {
-                algo: read_csv(layout.plot_data(topic, name, algo, spec.snapshot)) for algo in algos
-            }
-            for topic in CURVE_COLUMNS
-        }
+        plot_data = read_plot_data(layout, name, spec.snapshot, algos)
         figures = []
         for topic, fig in dataset_figures(name, spec, raw, metrics, board, plot_data, params):
             png = render_png(fig, params.plot.dpi)

@@ -145,7 +145,9 @@ def training_metrics(estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[str, 
 
 def _library_versions(algo: str) -> dict[str, str]:
     names = ["scikit-learn", "pandas", "numpy"] + (["xgboost-cpu"] if algo == "xgb" else [])
-    versions = {"python": platform.python_version()}
+    # major.minor only: the patch level varies between machines (uv.lock cannot pin it) and
+    # would change the model file's bytes, so a fresh clone would not reproduce dvc.lock.
+    versions = {"python": ".".join(platform.python_version_tuple()[:2])}
     for name in names:
         try:
             versions[name] = metadata.version(name)
@@ -214,6 +216,7 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
         train_metrics=metrics,
         feature_names=bundle["feature_names"],
         versions=_library_versions(algo),
+        history={part: [round(v, 6) for v in values] for part, values in curves.items()},
     )
     out = layout.model(algo, name, params.train.model_version)
     write_pickle(out, model)

@@ -22,20 +22,17 @@ log = logging.getLogger("importtime")
 
 
 def stage_commands() -> list[tuple[str, list[str]]]:
+    """Every stage of the pipeline, in dvc.yaml order, as `python -m` arguments."""
     params = load_params()
-    first = next(iter(params.datasets))
-    algos = params.train.algos
-    cmds = [
-        ("check-params", ["stages.check_params"]),
-        (f"ingest@{first}", ["stages.ingest", "--dataset", first]),
-        (f"split@{first}", ["stages.split", "--dataset", first]),
-        (f"featurize@{first}", ["stages.featurize", "--dataset", first]),
-    ]
+    cmds = [("check-params", ["stages.check_params"])]
+    for phase in ("ingest", "split", "featurize"):
+        cmds += [(f"{phase}@{d}", [f"stages.{phase}", "--dataset", d]) for d in params.datasets]
     cmds += [
-        (f"train@{first}-{a}", ["stages.train", "--dataset", first, "--algo", a]) for a in algos
+        (f"train@{d}-{a}", ["stages.train", "--dataset", d, "--algo", a])
+        for d in params.datasets
+        for a in params.train.algos
     ]
-    cmds += [("evaluate", ["stages.evaluate"]), ("plot", ["stages.plot"])]
-    return cmds
+    return [*cmds, ("evaluate", ["stages.evaluate"]), ("plot", ["stages.plot"])]
 
 
 def measure(module_args: list[str]) -> tuple[float, float, list[str]]:

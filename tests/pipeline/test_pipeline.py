@@ -25,6 +25,7 @@ FIGURE_TOPICS = (
     "calibration",
     "metrics",
     "importance",
+    "loss",
 )
 
 
@@ -53,10 +54,12 @@ def test_repro_runs_every_stage_and_writes_every_output(small_repo: Path) -> Non
         assert sorted(board["ranking"]) == ["lr", "rf", "xgb"]
         for topic in FIGURE_TOPICS:
             assert layout.figure(topic, name, spec.snapshot).stat().st_size > 5_000
-    xgb_curve = (
-        layout.train_metrics_dir("credit", "xgb") / "plots" / "metrics" / "valid" / "logloss.tsv"
-    )
-    assert len(xgb_curve.read_text().splitlines()) > 10
+    dvclive_curve = layout.train_metrics_dir("credit", "xgb") / "plots/metrics/valid/logloss.tsv"
+    assert len(dvclive_curve.read_text().splitlines()) > 10
+    date = params.datasets["credit"].snapshot
+    loss = layout.plot_data("loss", "credit", "xgb", date)
+    assert loss.read_text().splitlines()[0] == "step,train_logloss,valid_logloss"
+    assert not layout.plot_data("loss", "credit", "rf", date).exists()
     assert layout.report.stat().st_size > 50_000
 
 
@@ -81,15 +84,18 @@ def test_every_output_follows_the_naming_conventions(small_repo: Path) -> None:
                 continue
             assert pattern.match(path.name), f"{rel} breaks the naming convention"
             checked += 1
-    assert checked >= 2 * 6 + 6 + 6 * 5 + 2 * len(FIGURE_TOPICS)
+    assert checked >= 2 * 6 + 6 + 6 * 5 + 2 + 2 * len(FIGURE_TOPICS)
 
 
 def test_dvc_plots_and_metrics_commands_work(small_repo: Path) -> None:
     shown = dvc("metrics", "show", "--json", cwd=small_repo).stdout
     assert "credit-rf.json" in shown and "leaderboard" in shown
     out = small_repo.parent / "dvc_plots"
-    dvc("plots", "show", "-o", str(out), cwd=small_repo)
-    assert (out / "index.html").stat().st_size > 10_000
+    proc = dvc("plots", "show", "-o", str(out), cwd=small_repo)
+    assert "WARNING" not in proc.stdout + proc.stderr  # every plot definition matches its data
+    page = (out / "index.html").read_text()
+    for topic in ("roc", "pr", "confusion", "calibration", "importance", "loss"):
+        assert f"plots/data/{topic}/" in page
 
 
 def test_exp_run_reruns_only_what_depends_on_the_changed_key(small_repo: Path) -> None:

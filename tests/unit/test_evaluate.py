@@ -160,6 +160,21 @@ def test_evaluate_model_end_to_end(tiny_model, frame):
     assert strongest in {"income", "color"}  # the columns y was generated from
 
 
+def test_evaluate_model_writes_loss_curve_only_for_models_with_history(tiny_model, frame):
+    with_history = dataclasses.replace(
+        tiny_model, history={"train": [0.6, 0.5, 0.4], "valid": [0.65, 0.55, 0.56]}
+    )
+
+    _, plots = evaluate_model(with_history, frame, PARAMS)
+
+    assert plots["loss"].to_dict("list") == {
+        "step": [0, 1, 2],
+        "train_logloss": [0.6, 0.5, 0.4],
+        "valid_logloss": [0.65, 0.55, 0.56],
+    }
+    assert "loss" not in evaluate_model(tiny_model, frame, PARAMS)[1]
+
+
 def test_evaluate_model_accepts_unseen_category_and_extra_columns(tiny_model, frame):
     test = frame.assign(color=frame["color"].replace("green", "purple"), extra=1)
 
@@ -204,3 +219,5 @@ def test_main_writes_metrics_leaderboard_and_plot_data(project):
         assert FIGURE_NAME_RE.match(path.name)
         assert isinstance(read_csv(path), pd.DataFrame)
     assert len(read_csv(layout.plot_data("confusion", "tiny", "lr", SNAPSHOT))) == 10
+    # lr trains in one go: no per-round loss curve
+    assert not layout.plot_data(evaluate.LOSS_TOPIC, "tiny", "lr", SNAPSHOT).exists()

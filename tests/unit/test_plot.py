@@ -74,6 +74,18 @@ def importance_frame(n: int = 20) -> pd.DataFrame:
     )
 
 
+def loss_curve(n: int = 10, best: int = 6) -> pd.DataFrame:
+    """Per-round losses as evaluate writes them: train falls, valid bottoms out at ``best``."""
+    steps = np.arange(n)
+    return pd.DataFrame(
+        {
+            "step": steps,
+            "train_logloss": (0.7 - 0.05 * steps).round(6),
+            "valid_logloss": (0.4 + 0.01 * (steps - best) ** 2).round(6),
+        }
+    )
+
+
 def metrics_of(shift: float = 0.0) -> dict[str, float]:
     values = {m: round(0.7 + shift, 6) for m in METRICS}
     values.update(log_loss=0.45 - shift, brier=0.15 - shift, n_test=50)
@@ -211,6 +223,37 @@ def test_importance_figure_one_subplot_per_algorithm_top_features() -> None:
     assert top[0].get_text() == "f19"  # most important first
 
 
+def test_loss_figure_draws_train_solid_valid_dashed_per_algorithm() -> None:
+    curves = {"xgb": loss_curve(best=6), "lgbm": loss_curve(n=8, best=2)}
+    fig = plot.loss_figure(curves, "tiny", algos=("rf", "xgb", "lr"))
+    (ax,) = fig.axes
+    assert len(ax.lines) == 4  # train and valid for each model
+    assert [line.get_label() for line in ax.lines] == [
+        "xgb train",
+        "xgb valid",
+        "lgbm train",
+        "lgbm valid",
+    ]
+    assert [line.get_linestyle() for line in ax.lines] == ["-", "--", "-", "--"]
+    colors = [line.get_color() for line in ax.lines]
+    assert colors == ["C1", "C1", "C3", "C3"]  # xgb keeps its train.algos colour
+    markers = [c.get_offsets().tolist() for c in ax.collections]
+    assert markers == [[[6.0, 0.4]], [[2.0, 0.4]]]  # lowest validation loss per model
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "xgb best round 6 (0.4000)" in legend
+    assert "tiny" in ax.get_title()
+    assert ax.get_xlabel() == "boosting round" and ax.get_ylabel() == "log loss"
+
+
+def test_loss_figure_without_curves_is_a_message_and_checks_columns() -> None:
+    fig = plot.loss_figure({}, "tiny")
+    (ax,) = fig.axes
+    assert "no model trains in rounds" in [t.get_text() for t in ax.texts]
+    assert "tiny" in ax.get_title()
+    with pytest.raises(DataError, match="no column 'valid_logloss'"):
+        plot.loss_figure({"xgb": loss_curve().drop(columns="valid_logloss")}, "tiny")
+
+
 def test_render_png_is_deterministic_and_untagged() -> None:
     pngs = [plot.render_png(plot.roc_figure({"rf": roc_curve()}, "tiny"), dpi=40) for _ in range(2)]
     assert pngs[0] == pngs[1]
@@ -312,11 +355,34 @@ def test_stage_writes_every_figure_and_the_report_byte_identically(tmp_path: Pat
 
     assert digests(layout) == first
     assert not stale.exists()
+    expected = [t for t in plot.TOPICS if t not in plot.OPTIONAL_TOPICS]  # no loss data
+    assert sorted(p.name for p in layout.figures_dir.iterdir()) == sorted(
+        layout.figure(topic, "tiny", SNAPSHOT).name for topic in expected
+    )
+    assert not layout.figure("loss", "tiny", SNAPSHOT).exists()
+    page = layout.report.read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == len(expected)
+    assert 'id="tiny-loss"' not in page
+
+
+def test_stage_writes_the_loss_figure_when_a_model_has_loss_data(tmp_path: Path) -> None:
+    layout = write_project(tmp_path)
+    path = layout.plot_data("loss", "tiny", "rf", SNAPSHOT)  # as if rf trained in rounds
+    path.parent.mkdir(parents=True, exist_ok=True)
+    loss_curve().to_csv(path, index=False)
+    argv = ["--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)]
+
+    assert plot.main(argv) == 0
+    first = digests(layout)
+    assert plot.main(argv) == 0
+
+    assert digests(layout) == first
     assert sorted(p.name for p in layout.figures_dir.iterdir()) == sorted(
         layout.figure(topic, "tiny", SNAPSHOT).name for topic in plot.TOPICS
     )
     page = layout.report.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == len(plot.TOPICS)
+    assert 'id="tiny-loss"' in page and "lowest validation loss" in page
 
 
 def test_stage_missing_input_is_a_one_line_error(tmp_path: Path, capsys) -> None:
