@@ -109,6 +109,60 @@ class Layout:
         return self.root / "plots" / "report.html"
 
 
+_NOT_OUTPUTS = frozenset({".gitignore", ".gitkeep", "README.md"})
+
+
+def _naming_problem(rel: Path) -> str | None:
+    """Why ``rel`` (relative to the repo root) breaks the naming conventions, or None."""
+    parts, name = rel.parts, rel.name
+    if parts[0] == "data":
+        match = DATA_NAME_RE.match(name)
+        if not match:
+            return "data files are <dataset>[-<part>]_<phase>_<YYYYMMDD>.csv"
+        if match["phase"] != parts[1]:
+            return f"phase {match['phase']!r} in the name but the file is in data/{parts[1]}/"
+        if parts[1] == "processed" and (len(parts) != 4 or parts[2] != match["dataset"]):
+            return "processed files live in data/processed/<dataset>/"
+        return None
+    if parts[0] == "models":
+        return None if MODEL_NAME_RE.match(name) else "models are <algo>_<dataset>_v<N>.pkl"
+    if parts[0] == "notebooks":
+        return None if NOTEBOOK_NAME_RE.match(name) else "notebooks are <NN>_<topic>_<author>.ipynb"
+    if rel == Path("plots/report.html"):
+        return None
+    match = FIGURE_NAME_RE.match(name)
+    if parts[:2] == ("plots", "figures"):
+        ok = match and match["ext"] == "png"
+        return None if ok else "figures are <topic>_<dataset>_<YYYYMMDD>.png"
+    if parts[:2] == ("plots", "data") and len(parts) == 4:
+        ok = match and match["ext"] == "csv" and match["topic"] == parts[2]
+        return None if ok else "plot data is plots/data/<topic>/<topic>_<dataset>-<algo>_<date>.csv"
+    return "not a place for pipeline files"
+
+
+def naming_violations(root: Path) -> tuple[int, list[str]]:
+    """Check every file under data/, models/, plots/ and notebooks/ against the conventions.
+
+    Returns how many files were checked and one line per file that breaks a rule.
+    Files that are not outputs (.gitignore, README.md) and data/external/ are skipped.
+    """
+    checked, problems = 0, []
+    for top in ("data", "models", "plots", "notebooks"):
+        for path in sorted((root / top).rglob("*")):
+            rel = path.relative_to(root)
+            if (
+                not path.is_file()
+                or path.name in _NOT_OUTPUTS
+                or rel.parts[:2] == ("data", "external")
+            ):
+                continue
+            checked += 1
+            problem = _naming_problem(rel)
+            if problem:
+                problems.append(f"{rel}: {problem}")
+    return checked, problems
+
+
 # --- atomic writes --------------------------------------------------------------------
 
 

@@ -29,7 +29,6 @@ class ColumnSpec:
     kind: str  # "numeric" or "categorical"
     dtype: str  # pandas dtype in the raw CSV, e.g. int64, float64, object
     categories: tuple[str, ...] = ()  # categorical only: values seen in training
-    nullable: bool = True
 
 
 def as_text(values: pd.Series) -> pd.Series:

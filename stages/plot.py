@@ -609,11 +609,13 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2r
        max-width: 1100px; padding: 0 1rem; color: #222; line-height: 1.45; }
 h1 { border-bottom: 2px solid #ddd; padding-bottom: .3rem; }
 h2 { margin-top: 2.5rem; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 1rem 0; font-size: .9rem; }
-th, td { border: 1px solid #ccc; padding: .3rem .6rem; }
-th { background: #f3f3f3; }
+.tbl { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: .85rem; }
+th, td { border: 1px solid #ccc; padding: .3rem .5rem; }
+th { background: #f3f3f3; text-align: left; }
+th.num { text-align: right; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.best { background: #fff6d5; font-weight: 600; }
+tr.best { background: #fff6d5; font-weight: 600; print-color-adjust: exact; }
 th.key, td.key { border-left: 2px solid #888; border-right: 2px solid #888; }
 figure { margin: 1.5rem 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -663,10 +665,14 @@ def _table(board: Mapping[str, Any], rows: list[dict[str, Any]]) -> str:
     extra += sorted({k for r in rows for k in r} - set(header) - set(extra))
     columns = header + extra
     esc = html.escape
-    out = ["<table>", "<thead><tr>"]
+    numeric = {c for c in columns if any(not isinstance(r.get(c), str) for r in rows)}
+    out = ['<div class="tbl"><table>', "<thead><tr>"]
     for c in columns:
-        cls = ' class="key"' if c == metric else ""
-        out.append(f"<th{cls}>{esc(c)}</th>")
+        classes = " ".join(k for k, on in (("num", c in numeric), ("key", c == metric)) if on)
+        cls = f' class="{classes}"' if classes else ""
+        arrow = " ↓" if c in LOWER_IS_BETTER else " ↑" if c in METRICS else ""
+        # <wbr> lets long names such as balanced_accuracy wrap at the underscore
+        out.append(f"<th{cls}>{esc(c).replace('_', '_<wbr>')}{arrow}</th>")
     out.append("</tr></thead><tbody>")
     for row in rows:
         best = row["algorithm"] == board.get("best_algo")
@@ -677,9 +683,10 @@ def _table(board: Mapping[str, Any], rows: list[dict[str, Any]]) -> str:
                 k for k, on in (("num", not isinstance(value, str)), ("key", c == metric)) if on
             ]
             attr = f' class="{" ".join(classes)}"' if classes else ""
-            out.append(f"<td{attr}>{esc(_fmt(value))}</td>")
+            mark = " ★" if best and c == "algorithm" else ""  # visible in print, too
+            out.append(f"<td{attr}>{esc(_fmt(value))}{mark}</td>")
         out.append("</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "".join(out)
 
 

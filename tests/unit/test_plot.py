@@ -289,7 +289,7 @@ def test_report_html_is_self_contained_and_escaped() -> None:
     assert "<link" not in page and "<script" not in page
     assert "Report &lt;x&gt;" in page and "curves &lt;b&gt;&amp;&lt;/b&gt; more" in page
     assert "<td>lr_tiny_v1</td>" in page and "<td>rf_tiny_v1</td>" in page
-    assert '<tr class="best"><td class="num">1</td><td>lr</td>' in page
+    assert '<tr class="best"><td class="num">1</td><td>lr ★</td>' in page
     assert page == plot.report_html([section], title="Report <x>")  # no timestamp
 
 
