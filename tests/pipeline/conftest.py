@@ -2,103 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Stage commands say `python -m stages...`: make that the project's interpreter.
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["DVC_NO_ANALYTICS"] = "1"
-    env.pop("VIRTUAL_ENV", None)
-    # pytest-cov would measure every stage process of the copies under their temp paths.
-    for key in [k for k in env if k.startswith("COV_CORE_")]:
-        del env[key]
-    for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
-        env[key] = "pipeline-test"
-    for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
-        env[key] = "pipeline-test@example.invalid"
-    return env
-
-
-def run(
-    cmd: list[str], cwd: Path, *, check: bool = True, timeout: float = 900
-) -> subprocess.CompletedProcess:
-    """Run a command in the copy; on failure show its output in the assertion message."""
-    proc = subprocess.run(
-        cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
-            f"\n--- stderr\n{proc.stderr[-4000:]}"
-        )
-    return proc
-
-
-def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    return run([str(VENV_BIN / "dvc"), *args], cwd, check=check)
-
-
-def git(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    return run(["git", *args], cwd, check=check)
-
-
-def ran_stages(output: str) -> set[str]:
-    """Stage names from dvc's "Running stage 'x':" lines."""
-    prefix = "Running stage '"
-    return {
-        line[len(prefix) : line.index("'", len(prefix))]
-        for line in output.splitlines()
-        if line.startswith(prefix)
-    }
-
-
-def copy_repo(dest: Path, edit_params: Callable[[dict], None] | None = None) -> Path:
-    """Copy the files git tracks or would track (working tree state) into a new git repo."""
-    listed = (
-        subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=REPO,
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for rel in filter(None, listed):
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    if edit_params is not None:
-        params = yaml.safe_load((dest / "params.yaml").read_text())
-        edit_params(params)
-        (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git("init", "-q", "-b", "main", cwd=dest)
-    git("config", "user.name", "pipeline-test", cwd=dest)
-    git("config", "user.email", "pipeline-test@example.invalid", cwd=dest)
-    git("add", "-A", cwd=dest)
-    git("commit", "-qm", "copy", cwd=dest)
-    return dest
-
-
-def small_params(params: dict) -> None:
-    """Fewer trees and repeats: the same pipeline, a few times faster."""
-    params["train"]["rf"]["n_estimators"] = 20
-    params["train"]["xgb"]["n_estimators"] = 40
-    params["evaluate"]["importance_repeats"] = 1
+from tests.helpers import copy_repo, dvc, git, small_params
 
 
 @pytest.fixture(scope="module")

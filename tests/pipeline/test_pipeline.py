@@ -11,7 +11,7 @@ import yaml
 
 from stages.common import Layout, naming_violations
 from stages.params import load_params
-from tests.pipeline.conftest import copy_repo, dvc, git, ran_stages
+from tests.helpers import copy_repo, dvc, git, ran_stages
 
 pytestmark = pytest.mark.pipeline
 
