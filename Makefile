@@ -9,10 +9,10 @@ export UV_COMPILE_BYTECODE := 1
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install repro status metrics test test-unit test-pipeline coverage lint format importtime clean-outputs
+.PHONY: help install repro status metrics remote-s3 remote-check push pull remote-status test test-unit test-pipeline test-remote coverage lint format importtime
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
 
 .tools/bin/uv:
@@ -35,14 +35,32 @@ status: install ## What dvc would rerun, and whether outputs match dvc.lock
 metrics: install ## Test metrics and leaderboards of the current workspace
 	$(RUN) dvc metrics show
 
+remote-s3: install ## Configure the S3 remote from .env (bucket, prefix, region, endpoint) as default
+	$(RUN) python -m tools.remote configure-s3
+
+remote-check: install ## Say whether the default remote (or REMOTE=name) is usable, and why not
+	$(RUN) python -m tools.remote check $(if $(REMOTE),--remote $(REMOTE))
+
+push: install ## dvc push to the default remote (or REMOTE=name), .env loaded, clear errors
+	$(RUN) python -m tools.remote push $(if $(REMOTE),--remote $(REMOTE))
+
+pull: install ## dvc pull from the default remote (or REMOTE=name), .env loaded, clear errors
+	$(RUN) python -m tools.remote pull $(if $(REMOTE),--remote $(REMOTE))
+
+remote-status: install ## Compare the local cache with the remote (dvc status -c)
+	$(RUN) python -m tools.remote status $(if $(REMOTE),--remote $(REMOTE))
+
 test: install ## Run every test (unit, pipeline, naming) with coverage
 	$(RUN) pytest --cov --cov-report=term:skip-covered
 
 test-unit: install ## Unit tests only (fast)
-	$(RUN) pytest -m "not pipeline"
+	$(RUN) pytest -m "not pipeline and not remote"
 
 test-pipeline: install ## Pipeline tests only: real dvc repro / exp run in a temporary repo
 	$(RUN) pytest -m pipeline
+
+test-remote: install ## Remote tests only: push/pull round trips, a real S3 server on loopback
+	$(RUN) pytest -m remote
 
 coverage: install ## Tests with an HTML coverage report in htmlcov/
 	$(RUN) pytest --cov --cov-report=term --cov-report=html

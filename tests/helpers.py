@@ -21,6 +21,9 @@ def _env() -> dict[str, str]:
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["DVC_NO_ANALYTICS"] = "1"
     env.pop("VIRTUAL_ENV", None)
+    # Never reach a real cloud account from a test: remote tests pass their own .env.
+    for key in [k for k in env if k.startswith(("AWS_", "DVC_S3_"))]:
+        del env[key]
     # pytest-cov would measure every stage process of the copies under their temp paths.
     for key in [k for k in env if k.startswith("COV_CORE_")]:
         del env[key]
