@@ -4,7 +4,8 @@
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
-RUN := $(UV) run --locked
+# install (below) syncs .venv whenever pyproject.toml or uv.lock change; runs skip the re-check.
+RUN := $(UV) run --no-sync
 export UV_COMPILE_BYTECODE := 1
 export DVC_NO_ANALYTICS := 1
 
