@@ -93,6 +93,12 @@ def conform(
                 raise SchemaError(
                     f"column {spec.name!r}, row {row}: {col.iloc[row]!r} is not a number"
                 )
+            infinite = numeric.abs() == float("inf")
+            if infinite.any():
+                row = int(infinite.to_numpy().nonzero()[0][0])
+                raise SchemaError(
+                    f"column {spec.name!r}, row {row}: {col.iloc[row]!r} is not a finite number"
+                )
             out[spec.name] = numeric.astype("float64")
         else:
             # Missing stays NaN (what SimpleImputer looks for); every value is compared as text.

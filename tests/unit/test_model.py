@@ -80,6 +80,17 @@ def test_conform_non_numeric_value_names_column_and_row(schema):
     assert str(info.value) == "column 'income', row 2: 'lots' is not a number"
 
 
+@pytest.mark.parametrize("value", [float("inf"), "-inf", "Infinity"])
+def test_conform_rejects_infinite_numbers_naming_column_and_row(schema, value):
+    rows = pd.DataFrame({"income": [1.0, value], "age": [1, 2], "color": "red"})
+
+    with pytest.raises(SchemaError) as info:
+        conform(rows, schema)
+
+    assert str(info.value).startswith("column 'income', row 1: ")
+    assert str(info.value).endswith("is not a finite number")
+
+
 def test_conform_parses_numeric_text_and_keeps_blanks_missing(schema):
     rows = pd.DataFrame({"income": ["1.5", "", None], "age": [1, 2, 3], "color": "red"})
 
