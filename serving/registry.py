@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from serving.errors import InputError, NotFoundError, UnavailableError
 from serving.settings import Settings
-from stages.common import Layout
+from stages.common import MODEL_ID_PATTERN, Layout
 from stages.errors import PipelineError
 from stages.params import NAME_RE, Params, load_params
 
@@ -33,10 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("serving.registry")
 
-# ^[a-z][a-z0-9]*_[a-z][a-z0-9]*_v[1-9][0-9]*$, used with fullmatch (no trailing newline).
-MODEL_ID_RE = re.compile(
-    r"(?P<algo>[a-z][a-z0-9]*)_(?P<dataset>[a-z][a-z0-9]*)_v(?P<version>[1-9][0-9]*)"
-)
+# The model file name rule of stages.common, used with fullmatch (no trailing newline).
+MODEL_ID_RE = re.compile(MODEL_ID_PATTERN)
 ID_FORMAT = "<algo>_<dataset>_v<N>, e.g. xgb_credit_v1"
 RELATIVE = Layout(Path("."))  # paths as shown to clients: relative to the repository root
 

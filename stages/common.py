@@ -39,9 +39,9 @@ DATA_NAME_RE = re.compile(
     rf"^(?P<dataset>[a-z][a-z0-9]*){_PART}_(?P<phase>raw|interim|processed)_(?P<date>\d{{8}})"
     r"\.(?P<ext>csv|pkl)\Z"
 )
-MODEL_NAME_RE = re.compile(
-    r"^(?P<algo>[a-z][a-z0-9]*)_(?P<dataset>[a-z][a-z0-9]*)_v(?P<version>[1-9]\d*)\.pkl\Z"
-)
+# A model id names a model file without its extension: <algo>_<dataset>_v<N>.
+MODEL_ID_PATTERN = r"(?P<algo>[a-z][a-z0-9]*)_(?P<dataset>[a-z][a-z0-9]*)_v(?P<version>[1-9][0-9]*)"
+MODEL_NAME_RE = re.compile(rf"^{MODEL_ID_PATTERN}\.pkl\Z")
 FIGURE_NAME_RE = re.compile(
     rf"^(?P<topic>[a-z][a-z0-9]*)_(?P<dataset>[a-z][a-z0-9]*){_PART}_(?P<date>\d{{8}})"
     r"\.(?P<ext>png|csv)\Z"
