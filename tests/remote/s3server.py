@@ -4,11 +4,12 @@ package) on 127.0.0.1, on free ports, with its data in a temporary folder."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.helpers import free_ports, stop_process
 
 WEED = Path(sys.executable).with_name("weed")
 PORT_FLAGS = (
@@ -16,18 +17,6 @@ PORT_FLAGS = (
     "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance",
     "admin.port", "admin.port.grpc",
 )  # fmt: skip
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports (held open together so none repeats)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class SeaweedS3:
@@ -78,11 +67,6 @@ class SeaweedS3:
                 time.sleep(0.3)
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc)
         self.log.close()

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import dvc, git, ran_stages, run
+from tests.helpers import dvc, free_ports, git, ran_stages, run
 from tests.remote.conftest import ACCESS_KEY, SECRET_KEY, s3_env, write_env
-from tests.remote.s3server import SeaweedS3, free_ports
+from tests.remote.s3server import SeaweedS3
 
 pytestmark = pytest.mark.remote
 

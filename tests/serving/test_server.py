@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,18 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import free_ports, stop_process
 from tests.serving.conftest import DATASET, REPO, json_rows
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
+    port = free_ports(1)[0]
     log = tmp_path_factory.mktemp("server") / "uvicorn.log"
     env = dict(os.environ, SERVING_ROOT=str(project), SERVING_MAX_UPLOAD_MB="0.01")  # ~10 KB
     with log.open("wb") as out:
@@ -58,12 +52,7 @@ def server(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
     assert "Traceback" not in log.read_text()
 
 
