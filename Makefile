@@ -6,6 +6,7 @@ UV_VERSION := 0.13.9
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 # install (below) syncs .venv whenever pyproject.toml or uv.lock change; runs skip the re-check.
 RUN := $(UV) run --no-sync
+PORT ?= 8000
 export UV_COMPILE_BYTECODE := 1
 export DVC_NO_ANALYTICS := 1
 
@@ -77,8 +78,8 @@ format: install ## Apply ruff fixes and formatting
 importtime: install ## Import time of every stage module (each stage is its own process)
 	$(RUN) python -m tools.importtime
 
-serve: install ## Serve the models over HTTP on 127.0.0.1:8000 (docs at /docs); needs make repro
-	$(RUN) uvicorn serving.app:app --host 127.0.0.1 --port 8000
+serve: install ## Serve the models over HTTP on 127.0.0.1:$(PORT) (PORT=8000; docs at /docs); needs make repro
+	$(RUN) uvicorn tabml.serving.app:app --host 127.0.0.1 --port $(PORT)
 
 bench-serving: install ## Latency and throughput of the model server on loopback (needs make repro)
 	$(RUN) python -m tools.bench_serving

@@ -1,18 +1,23 @@
 """check-params: validate the whole of params.yaml, and nothing else.
 
 DVC reruns a stage only when a params key it lists changes, so a typo'd key such as
-``dvc exp run -S train.rff.n_estimators=50`` would otherwise rerun nothing and pass
-silently. This stage depends on every key, so any params change runs it (in well under
-a second: it imports only yaml) and a bad key stops the run with a message naming it.
+``dvc exp run -S +train.rff.n_estimators=50`` would otherwise rerun nothing and pass
+silently. This stage depends on every key, so any params change runs it (in well under a
+second: it imports only pydantic and ruamel.yaml) and a bad key stops the run with a
+message naming it.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
-from stages.common import Layout, run_stage, stage_parser
-from stages.params import Params
+from tabml.cli import run_stage, stage_parser
+
+if TYPE_CHECKING:
+    from tabml.layout import Layout
+    from tabml.params import Params
 
 log = logging.getLogger("stages.check_params")
 
@@ -28,7 +33,8 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage(stage_parser(__doc__.splitlines()[0]), _main, argv)
+    parser = stage_parser("python -m stages.check_params", __doc__.splitlines()[0])
+    return run_stage(parser, _main, argv)
 
 
 if __name__ == "__main__":

@@ -18,59 +18,23 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stages.common import (
-    Layout,
-    read_csv,
-    read_pickle,
-    replace_dir,
-    run_stage,
-    stage_parser,
-    write_csv,
-    write_json,
-)
-from stages.errors import DataError
-from stages.model import TrainedModel, conform, encode_target
-from stages.params import LOWER_IS_BETTER, EvaluateParams, Params
+from tabml.cli import run_stage, stage_parser
+from tabml.errors import DataError
+from tabml.files import read_csv, replace_dir, write_csv, write_json
+from tabml.metrics import LOWER_IS_BETTER, SCORERS, is_positive, score
+from tabml.target import encode_target
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-log = logging.getLogger("stages.evaluate")
+    from tabml.layout import Layout
+    from tabml.model import Model
+    from tabml.params import EvaluateParams, Params
 
-# sklearn scorer used for permutation importance, per leaderboard metric.
-SCORERS = {
-    "accuracy": "accuracy",
-    "balanced_accuracy": "balanced_accuracy",
-    "precision": "precision",
-    "recall": "recall",
-    "f1": "f1",
-    "roc_auc": "roc_auc",
-    "pr_auc": "average_precision",
-    "log_loss": "neg_log_loss",
-    "brier": "neg_brier_score",
-}
+log = logging.getLogger("stages.evaluate")
 PLOT_TOPICS = ("roc", "pr", "confusion", "calibration", "importance")  # for every model
 LOSS_TOPIC = "loss"  # only for models with a per-round history (xgb)
-
-
-def score(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
-    """Core: the test metrics of positive-class probabilities ``proba`` against 0/1 ``y``."""
-    from sklearn import metrics as m
-
-    pred = (proba >= threshold).astype(int)
-    values = {
-        "accuracy": m.accuracy_score(y, pred),
-        "balanced_accuracy": m.balanced_accuracy_score(y, pred),
-        "precision": m.precision_score(y, pred, zero_division=0),
-        "recall": m.recall_score(y, pred, zero_division=0),
-        "f1": m.f1_score(y, pred, zero_division=0),
-        "roc_auc": m.roc_auc_score(y, proba),
-        "pr_auc": m.average_precision_score(y, proba),
-        "log_loss": m.log_loss(y, proba, labels=[0, 1]),
-        "brier": m.brier_score_loss(y, proba),
-    }
-    return {k: round(float(v), 6) for k, v in values.items()}
 
 
 def curves(
@@ -92,7 +56,10 @@ def curves(
         ),
         "pr": pd.DataFrame({"recall": recall, "precision": precision}).round(6),
         "confusion": pd.DataFrame(
-            {"actual": labels[y], "predicted": labels[(proba >= params.threshold).astype(int)]}
+            {
+                "actual": labels[y],
+                "predicted": labels[is_positive(proba, params.threshold).astype(int)],
+            }
         ),
         "calibration": pd.DataFrame(
             {"mean_predicted": prob_pred, "fraction_positive": prob_true}
@@ -101,9 +68,12 @@ def curves(
 
 
 def importance(
-    model: TrainedModel, rows: pd.DataFrame, y: np.ndarray, params: EvaluateParams
+    model: Model, rows: pd.DataFrame, y: np.ndarray, params: EvaluateParams
 ) -> pd.DataFrame:
-    """Core: permutation importance of each raw input column, on the leaderboard metric."""
+    """Core: permutation importance of each raw input column, on the leaderboard metric.
+
+    ``rows`` are validated rows (:meth:`tabml.schema.Batch.frame`): what the pipeline reads.
+    """
     import pandas as pd
     from sklearn.inspection import permutation_importance
 
@@ -149,20 +119,25 @@ def leaderboard(
 
 
 def evaluate_model(
-    model: TrainedModel, test: pd.DataFrame, params: EvaluateParams
+    model: Model, test: pd.DataFrame, params: EvaluateParams
 ) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
-    """Core: metrics and plot data of one model on raw test rows (target included)."""
-    if model.target not in test.columns:
-        raise DataError(f"test data of {model.dataset!r} has no target column {model.target!r}")
-    y = encode_target(test[model.target], model.positive_class).to_numpy()
-    rows = conform(test, model.schema, strict_categories=False)
-    proba = model.pipeline.predict_proba(rows)[:, 1]
+    """Core: metrics and plot data of one model on raw test rows (target included).
+
+    Test rows go through the same validation as served rows, except that a category the
+    train split never saw is allowed (the model encodes it as zeros).
+    """
+    card = model.card
+    if card.target not in test.columns:
+        raise DataError(f"test data of {card.dataset!r} has no target column {card.target!r}")
+    y = encode_target(test[card.target], card.positive_class).to_numpy()
+    batch = model.validate(test, strict_categories=False)
+    proba = model.predict_proba(batch)[:, 1]
     metrics = score(y, proba, params.threshold)
     metrics["n_test"] = len(y)
     plots = curves(y, proba, model.classes, params)
-    plots["importance"] = importance(model, rows, y, params)
-    if model.history:
-        plots[LOSS_TOPIC] = loss_curve(model.history)
+    plots["importance"] = importance(model, batch.frame(model.schema), y, params)
+    if card.history:
+        plots[LOSS_TOPIC] = loss_curve(card.history)
     return metrics, plots
 
 
@@ -176,6 +151,8 @@ def loss_curve(history: dict[str, list[float]]) -> pd.DataFrame:
 
 
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
+    from tabml.artifact import read_model
+
     all_metrics: dict[tuple[str, str], dict[str, float]] = {}
     all_plots: dict[tuple[str, str], dict[str, pd.DataFrame]] = {}
     boards: dict[str, dict[str, Any]] = {}
@@ -184,10 +161,9 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
         test = read_csv(layout.interim(name, "test", spec.snapshot), low_memory=False)
         ids = {}
         for algo in params.train.algos:
-            path = layout.model(algo, name, version)
-            model: TrainedModel = read_pickle(path)
+            model = read_model(layout, algo, name, version)
             metrics, plots = evaluate_model(model, test, params.evaluate)
-            log.info("%s on %s test (%d rows): %s", path.name, name, len(test), metrics)
+            log.info("%s on %s test (%d rows): %s", model.model_id, name, len(test), metrics)
             all_metrics[name, algo], all_plots[name, algo] = metrics, plots
             ids[algo] = model.model_id
         scores = {algo: all_metrics[name, algo] for algo in params.train.algos}
@@ -215,7 +191,7 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser(__doc__.splitlines()[0])
+    parser = stage_parser("python -m stages.evaluate", __doc__.splitlines()[0])
     return run_stage(parser, _main, argv)
 
 

@@ -18,13 +18,16 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stages.common import Layout, run_stage, stage_parser, write_csv
-from stages.errors import DataError
-from stages.model import as_text
-from stages.params import DatasetParams, Params
+from tabml.cli import run_stage, stage_parser
+from tabml.errors import DataError
+from tabml.files import write_csv
+from tabml.schema import as_text
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from tabml.layout import Layout
+    from tabml.params import DatasetParams, Params
 
 log = logging.getLogger("stages.ingest")
 
@@ -168,7 +171,7 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser(__doc__.splitlines()[0], dataset=True)
+    parser = stage_parser("python -m stages.ingest", __doc__.splitlines()[0], dataset=True)
     return run_stage(parser, _main, argv)
 
 

@@ -11,13 +11,16 @@ import logging
 import math
 from typing import TYPE_CHECKING
 
-from stages.common import Layout, read_csv, run_stage, stage_parser, write_csv
-from stages.errors import DataError
-from stages.model import as_text
-from stages.params import DatasetParams, Params, SplitParams
+from tabml.cli import run_stage, stage_parser
+from tabml.errors import DataError
+from tabml.files import read_csv, write_csv
+from tabml.schema import as_text
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from tabml.layout import Layout
+    from tabml.params import DatasetParams, Params, SplitParams
 
 log = logging.getLogger("stages.split")
 
@@ -33,7 +36,7 @@ def split_data(
             f"target column {spec.target!r} not in data "
             f"(columns: {', '.join(map(str, frame.columns))})"
         )
-    labelled = frame[frame[spec.target].notna()]
+    labelled = frame[as_text(frame[spec.target]).notna().to_numpy()]  # blank text is missing
     dropped = len(frame) - len(labelled)
     if dropped:
         log.warning("dropped %d rows with a missing target %r", dropped, spec.target)
@@ -67,7 +70,7 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser(__doc__.splitlines()[0], dataset=True)
+    parser = stage_parser("python -m stages.split", __doc__.splitlines()[0], dataset=True)
     return run_stage(parser, _main, argv)
 
 

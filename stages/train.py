@@ -1,9 +1,10 @@
 """train@<dataset>-<algo>: fit one algorithm on the processed train split of one dataset.
 
-Writes ``models/<algo>_<dataset>_v<N>.pkl``: a :class:`stages.model.TrainedModel` whose
-pipeline is the dataset's fitted transformer followed by this estimator, so it predicts
-from raw rows. Training metrics go to ``metrics/train/<dataset>-<algo>/metrics.json``;
-for xgb, dvclive also logs the train and validation log loss of every boosting round there.
+Writes ``models/<algo>_<dataset>_v<N>.pkl``, a plain scikit-learn Pipeline (the dataset's
+fitted transformer followed by this estimator) that predicts from raw rows, and its card
+``models/<algo>_<dataset>_v<N>.json`` (:class:`tabml.artifact.ModelCard`). Training metrics
+go to ``metrics/train/<dataset>-<algo>/metrics.json``; for xgb, dvclive also logs the train
+and validation log loss of every boosting round there.
 
 xgboost and dvclive are imported only when training xgb.
 """
@@ -12,34 +13,25 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stages.common import (
-    Layout,
-    read_csv,
-    read_pickle,
-    replace_dir,
-    run_stage,
-    stage_parser,
-    write_json,
-    write_pickle,
-)
-from stages.errors import DataError
-from stages.model import TrainedModel
-from stages.params import LRParams, Params, RFParams, XGBParams, as_dict
+from tabml.cli import run_stage, stage_parser
+from tabml.errors import DataError
+from tabml.files import read_csv, replace_dir, write_json
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from tabml.layout import Layout
+    from tabml.params import AlgoParams, Params
 
 log = logging.getLogger("stages.train")
 
 PROGRESS_EVERY = 50  # boosting rounds between progress lines
 
 
-def build_estimator(algo: str, params: RFParams | XGBParams | LRParams) -> Any:
+def build_estimator(algo: str, params: AlgoParams) -> Any:
     """An unfitted estimator for ``algo`` configured from its params section."""
     if algo == "rf":
         from sklearn.ensemble import RandomForestClassifier
@@ -98,7 +90,7 @@ def _progress_callback(total: int) -> Any:
 
 
 def fit_estimator(
-    algo: str, params: RFParams | XGBParams | LRParams, X: np.ndarray, y: np.ndarray
+    algo: str, params: AlgoParams, X: np.ndarray, y: np.ndarray
 ) -> tuple[Any, dict[str, list[float]]]:
     """Core: fit ``algo`` on features ``X`` and 0/1 labels ``y``.
 
@@ -143,19 +135,6 @@ def training_metrics(estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[str, 
     }
 
 
-def _library_versions(algo: str) -> dict[str, str]:
-    names = ["scikit-learn", "pandas", "numpy"] + (["xgboost-cpu"] if algo == "xgb" else [])
-    # major.minor only: the patch level varies between machines (uv.lock cannot pin it) and
-    # would change the model file's bytes, so a fresh clone would not reproduce dvc.lock.
-    versions = {"python": ".".join(platform.python_version_tuple()[:2])}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
 def _write_train_metrics(
     out_dir: Path, metrics: dict[str, Any], curves: dict[str, list[float]]
 ) -> None:
@@ -178,11 +157,23 @@ def _write_train_metrics(
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
     from sklearn.pipeline import Pipeline
 
+    from tabml.artifact import (
+        CheckRows,
+        ModelCard,
+        check_probabilities,
+        library_versions,
+        loading_note,
+        save_model,
+    )
+    from tabml.features import load_features
+    from tabml.layout import model_id
+    from tabml.model import Model
+
     name, algo = args.dataset, args.algo
     spec, algo_params = params.dataset(name), params.train.algo(algo)
-    bundle = read_pickle(layout.processed(name, "transformer", spec.snapshot, "pkl"))
+    features, transformer = load_features(layout, name, spec.snapshot)
     frame = read_csv(layout.processed(name, "train", spec.snapshot))
-    if frame.columns[:-1].tolist() != bundle["feature_names"]:
+    if frame.columns[:-1].tolist() != features.feature_names:
         raise DataError(
             f"processed train data of {name!r} does not match its transformer: rerun featurize"
         )
@@ -198,36 +189,45 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
         metrics["valid_log_loss"] = round(min(curves["valid"]), 6)
     log.info("trained %s on %s: %s", algo, name, metrics)
 
-    model = TrainedModel(
+    version = params.train.model_version
+    pipeline = Pipeline([("preprocess", transformer), ("model", estimator)])
+    card = ModelCard(
+        model_id=model_id(algo, name, version),
         algo=algo,
         dataset=name,
-        version=params.train.model_version,
-        pipeline=Pipeline([("preprocess", bundle["transformer"]), ("model", estimator)]),
-        schema=bundle["schema"],
-        target=bundle["target"],
-        classes=tuple(bundle["classes"]),
+        version=version,
+        model_file=layout.model(algo, name, version).name,
+        loading=loading_note(layout.model(algo, name, version).name, features.classes[1]),
+        target=features.target,
+        classes=features.classes,
+        positive_class=features.classes[1],
+        columns=features.columns,
+        feature_names=features.feature_names,
         params={
-            "dataset": as_dict(spec),
-            "featurize": as_dict(params.featurize),
-            "split": as_dict(params.split),
-            algo: as_dict(algo_params),
+            "dataset": spec.model_dump(),
+            "featurize": params.featurize.model_dump(),
+            "split": params.split.model_dump(),
+            algo: algo_params.model_dump(),
         },
-        snapshot=spec.snapshot,
+        data=features.data,
         train_metrics=metrics,
-        feature_names=bundle["feature_names"],
-        versions=_library_versions(algo),
         history={part: [round(v, 6) for v in values] for part, values in curves.items()},
+        libraries=library_versions(algo),
+        check=CheckRows(rows=features.check_rows, proba=[]),
     )
-    out = layout.model(algo, name, params.train.model_version)
-    write_pickle(out, model)
+    proba = check_probabilities(Model(pipeline, card)).tolist()
+    card = card.model_copy(update={"check": CheckRows(rows=features.check_rows, proba=proba)})
+    out, _ = save_model(layout, pipeline, card)
     replace_dir(
         layout.train_metrics_dir(name, algo), lambda d: _write_train_metrics(d, metrics, curves)
     )
-    log.info("wrote %s (%.1f MB)", out, out.stat().st_size / 1e6)
+    log.info("wrote %s (%.1f MB) and its card", out, out.stat().st_size / 1e6)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = stage_parser(__doc__.splitlines()[0], dataset=True, algo=True)
+    parser = stage_parser(
+        "python -m stages.train", __doc__.splitlines()[0], dataset=True, algo=True
+    )
     return run_stage(parser, _main, argv)
 
 

@@ -104,6 +104,81 @@ def small_params(params: dict) -> None:
     params["evaluate"]["importance_repeats"] = 1
 
 
+def credit_only(params: dict) -> None:
+    """One dataset and small models: the same pipeline, quicker to run and to ship."""
+    small_params(params)
+    params["datasets"] = {"credit": params["datasets"]["credit"]}
+
+
+def built_project(dest: Path, *targets: str) -> Path:
+    """A committed copy of the repository (credit only, small models) after a real
+    ``dvc repro`` of ``targets`` (all stages when none): dvc.lock vouches for its outputs."""
+    copy_repo(dest, credit_only)
+    (dest / "dvc.lock").unlink(missing_ok=True)  # the committed lock is the real params'
+    dvc("repro", *targets, cwd=dest)
+    git("add", "-A", cwd=dest)
+    git("commit", "-qm", "repro", cwd=dest)
+    return dest
+
+
+STANDALONE = """
+import importlib.util, json, sys
+sys.path.append(SITE_PACKAGES)  # -S: no site, so no .pth file puts this repository on the path
+def ours(name):
+    spec = importlib.util.find_spec(name)
+    places = [spec.origin or "", *(spec.submodule_search_locations or [])] if spec else []
+    return any(
+        p.startswith(REPOSITORY) and not p.startswith(SITE_PACKAGES) for p in map(str, places)
+    )
+found = [m for m in ("tabml", "stages", "tests", "tools") if ours(m)]
+assert not found, f"repository modules importable: {found}"
+import joblib, pandas as pd
+card = json.load(open(CARD))
+pipeline = joblib.load(MODEL)
+rows = pd.read_csv(ROWS)[[c["name"] for c in card["columns"]]]
+threaded = pipeline.predict_proba(rows)
+estimator = pipeline.steps[-1][1]
+if "n_jobs" in estimator.get_params():
+    estimator.set_params(n_jobs=1)  # a forest sums its trees in thread order: one ulp of noise
+print(json.dumps({
+    "type": f"{type(pipeline).__module__}.{type(pipeline).__name__}",
+    "classes": card["classes"],
+    "threaded": threaded.tolist(),
+    "proba": pipeline.predict_proba(rows).tolist(),
+    "ours_loaded": sorted(m for m in sys.modules if m.split(".")[0] in ("tabml", "stages")),
+}))
+"""
+
+
+def standalone_predictions(model: Path, card: Path, rows: Path, cwd: Path) -> dict:
+    """Load a model file as a user without this repository would: ``python -I -S`` in an
+    empty directory, site-packages on the path but no .pth file (so not the editable
+    install of tabml), ``joblib.load``, and ``predict_proba`` on the columns the card lists."""
+    import json
+    import sysconfig
+
+    code = STANDALONE
+    for name, value in (
+        ("SITE_PACKAGES", sysconfig.get_paths()["purelib"]),
+        ("CARD", str(card)),
+        ("MODEL", str(model)),
+        ("ROWS", str(rows)),
+        ("REPOSITORY", str(REPO)),
+    ):
+        code = code.replace(name, repr(value))
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code],
+        cwd=cwd,
+        env={"PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
 def free_ports(count: int) -> list[int]:
     """Distinct free loopback ports (held open together so none repeats)."""
     sockets = [socket.socket() for _ in range(count)]

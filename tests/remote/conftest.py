@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import copy_repo, dvc, git, small_params
+from tests.helpers import built_project
 from tests.remote.s3server import SeaweedS3
 
 # Made at run time, so no file (this one included) can hold them: a test looks for them.
@@ -25,23 +25,12 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
         yield server
 
 
-def credit_only(params: dict) -> None:
-    """One dataset and small models: the same pipeline, quicker to run and to ship."""
-    small_params(params)
-    params["datasets"] = {"credit": params["datasets"]["credit"]}
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """<tmp>/repo: the pipeline run and committed; the default local remote is <tmp>/dvc-storage."""
     repo = tmp_path_factory.mktemp("remote") / "repo"
     repo.mkdir()
-    copy_repo(repo, credit_only)
-    (repo / "dvc.lock").unlink(missing_ok=True)
-    dvc("repro", cwd=repo)
-    git("add", "-A", cwd=repo)
-    git("commit", "-qm", "repro", cwd=repo)
-    return repo
+    return built_project(repo)
 
 
 def write_env(repo: Path, **values: str) -> None:

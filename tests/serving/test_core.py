@@ -1,190 +1,172 @@
-"""The framework-free core: the numpy fast path, JSON validation rules, settings, imports."""
+"""The framework-free core of serving: the numpy fast path, the feature check, settings, ids."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
 import json
-import math
+import logging
 import subprocess
 import sys
-from pathlib import Path
 
-import joblib
 import numpy as np
 import pytest
 
-from serving.errors import SettingsError
-from serving.fastpath import compile_model, try_compile, verify
-from serving.registry import MODEL_ID_RE, csv_shape, is_model_id
-from serving.scoring import (
-    Predictor,
-    _number,
-    _text,
-    batch_from_frame,
-    batch_from_records,
-    columns_frame,
-    single_threaded,
-)
-from serving.settings import Settings
-from stages.errors import SchemaError
-from tests.serving.conftest import ALGOS, DATASET, REPO, json_rows
-
-MODEL_IDS = [f"{a}_{DATASET}_v1" for a in ALGOS]
-
-
-def load(project: Path, model_id: str):
-    return joblib.load(project / "models" / f"{model_id}.pkl")
-
-
-def frame_of(model):
-    return lambda num, cat, n: columns_frame(model.schema, num, cat, n)
-
+from tabml.errors import SchemaError
+from tabml.layout import parse_model_id
+from tabml.schema import validate
+from tabml.serving.errors import SettingsError
+from tabml.serving.fastpath import compile_model, try_compile, verify
+from tabml.serving.registry import csv_shape, read_json
+from tabml.serving.scoring import Predictor
+from tabml.serving.settings import Settings
+from tests.serving.conftest import DATASET, MODEL_IDS, REPO, json_rows, model_file
 
 # --- fast path -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("model_id", MODEL_IDS)
 def test_fast_path_is_exactly_the_sklearn_pipeline(project, test_rows, model_id):
-    fast = Predictor(load(project, model_id))
-    slow = Predictor(load(project, model_id), fast_path=False)
+    fast = Predictor(model_file(project, model_id))
+    slow = Predictor(model_file(project, model_id), fast_path=False)
     assert fast.compiled is not None and slow.compiled is None
-    batch = batch_from_frame(test_rows, fast.model.schema)
+    batch = validate(test_rows, fast.model.schema)
     np.testing.assert_array_equal(fast.predict_proba(batch), slow.predict_proba(batch))
     for i in range(5):  # one row at a time takes other code paths in some libraries
-        one = batch_from_records(json_rows(test_rows.iloc[[i]]), fast.model.schema)
+        one = validate(json_rows(test_rows.iloc[[i]]), fast.model.schema)
         np.testing.assert_array_equal(fast.predict_proba(one), slow.predict_proba(one))
 
 
 def test_fast_path_features_equal_the_fitted_transformer(project, test_rows):
-    model = load(project, f"lr_{DATASET}_v1")
+    model = model_file(project, f"lr_{DATASET}_v1")
     compiled = compile_model(model)
-    batch = batch_from_frame(test_rows, model.schema)
-    features = compiled.features(batch.numeric, batch.categorical, batch.n_rows)
-    expected = model.pipeline.steps[0][1].transform(
-        columns_frame(model.schema, batch.numeric, batch.categorical, batch.n_rows)
-    )
+    batch = validate(test_rows, model.schema)
+    features = compiled.features(batch)
+    expected = model.pipeline.steps[0][1].transform(batch.frame(model.schema))
     np.testing.assert_array_equal(features, expected)
-    assert features.shape[1] == len(model.feature_names)
+    assert features.shape[1] == len(model.card.feature_names)
 
 
-def test_unknown_pipeline_shapes_fall_back_to_sklearn(project):
-    model = copy.deepcopy(load(project, f"lr_{DATASET}_v1"))
+def test_unknown_pipeline_shapes_fall_back_to_sklearn_with_a_warning(project, caplog):
+    model = copy.deepcopy(model_file(project, f"lr_{DATASET}_v1"))
     encoder = model.pipeline.steps[0][1].named_transformers_["cat"].named_steps["onehot"]
     encoder.min_frequency = 5  # infrequent-category grouping: not replicated
-    assert try_compile(model, frame_of(model)) is None
-    assert Predictor(model).compiled is None
+    with caplog.at_level(logging.WARNING):
+        assert try_compile(model) is None
+        assert Predictor(model).compiled is None
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings and all("sklearn pipeline" in r.getMessage() for r in warnings)
+    assert f"lr_{DATASET}_v1" in warnings[0].getMessage()
 
 
 def test_a_fast_path_that_disagrees_is_not_used(project):
-    model = load(project, f"rf_{DATASET}_v1")
-    single_threaded(model)  # as Predictor does: the 2-thread forest is not deterministic
+    model = model_file(project, f"rf_{DATASET}_v1")
     compiled = compile_model(model)
-    assert verify(model, compiled, frame_of(model))
+    assert verify(model, compiled)
     wrong = dataclasses.replace(compiled, proba=lambda X: compiled.proba(X) + 1e-12)
-    assert not verify(model, wrong, frame_of(model))
+    assert not verify(model, wrong)
 
 
-def test_estimators_are_single_threaded_after_loading(project):
-    for model_id in ("rf_credit_v1", "xgb_credit_v1"):
-        predictor = Predictor(load(project, model_id))
-        assert predictor.model.pipeline.steps[-1][1].get_params()["n_jobs"] == 1
+def test_estimators_are_single_threaded_once_served(project):
+    for model_id in (f"rf_{DATASET}_v1", f"xgb_{DATASET}_v1"):
+        algo, dataset, version = parse_model_id(model_id)
+        from tabml.artifact import read_model
+        from tabml.layout import Layout
+
+        model = read_model(Layout(project), algo, dataset, version)
+        assert model.estimator.get_params()["n_jobs"] == 2  # as trained
+        predictor = Predictor(model)
+        assert predictor.model.estimator.get_params()["n_jobs"] == 1
 
 
-# --- JSON validation rules --------------------------------------------------------------------
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_a_number_the_scaled_features_cannot_hold_is_refused_on_both_paths(
+    project, test_rows, fast_path
+):
+    """Validation refuses numbers beyond float32; scaling can still push one past it, and
+    then both paths refuse it alike (naming column and row) instead of a 500 or a NaN."""
+    model = copy.deepcopy(model_file(project, f"rf_{DATASET}_v1"))
+    scaler = model.pipeline.steps[0][1].named_transformers_["num"].named_steps["scale"]
+    income = list(model.pipeline.steps[0][1].transformers_[0][2]).index("Income")
+    scaler.scale_[income] = 1e-6  # a column with a tiny spread in training
+    predictor = Predictor(model, fast_path=fast_path)
+    assert (predictor.compiled is not None) is fast_path
+    rows = json_rows(test_rows.head(3))
+    rows[2]["Income"] = 1e35  # valid input, but 1e41 once scaled
+    with pytest.raises(SchemaError) as info:
+        predictor.predict_proba(validate(rows, model.schema))
+    assert str(info.value).startswith("column 'Income', row 2: 1e+35 is out of range")
+    rows[2]["Income"] = 1e30
+    assert predictor.predict_proba(validate(rows, model.schema)).shape == (3, 2)
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (3, 3.0),
-        (2.5, 2.5),
-        (" 12 ", 12.0),
-        ("1e3", 1000.0),
-        ("-.5", -0.5),
-        (None, math.nan),
-        ("", math.nan),
-        ("  ", math.nan),
-        (float("nan"), math.nan),
-    ],
-)
-def test_numbers(value, expected):
-    got = _number(value)
-    assert (math.isnan(got) and math.isnan(expected)) or got == expected
-
-
-@pytest.mark.parametrize("value", [True, "nan", "inf", "1_000", "0x10", "12abc", [1], {}, 10**400])
-def test_not_numbers(value):
-    with pytest.raises(ValueError):
-        _number(value)
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("rent", "rent"),
-        (" rent", " rent"),
-        (1, "1"),
-        (1.0, "1"),
-        (1.5, "1.5"),
-        (True, "True"),
-        (None, None),
-        ("", None),
-        ("   ", None),
-        (float("nan"), None),
-    ],
-)
-def test_category_text_follows_as_text(value, expected):
-    assert _text(value) == expected
-
-
-def test_json_rows_validate_like_conform(project, test_rows):
-    """The JSON path and the pipeline's conform agree on every test row."""
-    model = load(project, f"lr_{DATASET}_v1")
-    from_json = batch_from_records(json_rows(test_rows), model.schema)
-    from_frame = batch_from_frame(test_rows, model.schema)
+def test_json_rows_validate_like_csv_rows(project, test_rows):
+    """The JSON records and the DataFrame of the same rows give the same validated batch."""
+    model = model_file(project, f"lr_{DATASET}_v1")
+    from_json = validate(json_rows(test_rows), model.schema)
+    from_frame = validate(test_rows, model.schema)
     assert from_json.categorical == from_frame.categorical
     for name, values in from_frame.numeric.items():
         np.testing.assert_array_equal(from_json.numeric[name], values)
 
 
 def test_missing_key_error_names_column_and_row(project):
-    schema = load(project, f"lr_{DATASET}_v1").schema
+    schema = model_file(project, f"lr_{DATASET}_v1").schema
     with pytest.raises(SchemaError, match=r"column 'Seniority', row 0: missing"):
-        batch_from_records([{}], schema)
+        validate([{}], schema)
 
 
 # --- settings, ids, helpers -----------------------------------------------------------------------
 
 
-def test_settings_from_env():
-    assert Settings.from_env({}) == Settings()
-    settings = Settings.from_env(
-        {
-            "SERVING_ROOT": "/srv/project",
-            "SERVING_PARAMS": "other.yaml",
-            "SERVING_MAX_ROWS": "50",
-            "SERVING_MAX_UPLOAD_MB": "0.5",
-            "SERVING_FAST_PATH": "0",
-        }
-    )
-    assert settings.params_path == Path("/srv/project/other.yaml")
+def test_settings_from_env(monkeypatch):
+    for key in ("ROOT", "PARAMS", "MAX_ROWS", "MAX_UPLOAD_MB", "FAST_PATH"):
+        monkeypatch.delenv(f"SERVING_{key}", raising=False)
+    assert Settings.from_env() == Settings()
+    monkeypatch.setenv("SERVING_ROOT", "/srv/project")
+    monkeypatch.setenv("SERVING_PARAMS", "other.yaml")
+    monkeypatch.setenv("SERVING_MAX_ROWS", "50")
+    monkeypatch.setenv("SERVING_MAX_UPLOAD_MB", "0.5")
+    monkeypatch.setenv("SERVING_FAST_PATH", "0")
+    settings = Settings.from_env()
+    assert settings.params_path.as_posix() == "/srv/project/other.yaml"
     assert (settings.max_rows, settings.max_upload_bytes, settings.fast_path) == (50, 524288, False)
+    monkeypatch.setenv("SERVING_MAX_ROWS", "")  # empty is unset
+    assert Settings.from_env().max_rows == 10_000
+    from pathlib import Path
+
     assert Settings(params_file=Path("/etc/p.yaml")).params_path == Path("/etc/p.yaml")
 
 
 @pytest.mark.parametrize(
-    ("env", "name"),
+    ("name", "value", "words"),
     [
-        ({"SERVING_MAX_ROWS": "many"}, "SERVING_MAX_ROWS"),
-        ({"SERVING_MAX_ROWS": "0"}, "SERVING_MAX_ROWS"),
-        ({"SERVING_MAX_UPLOAD_MB": "-1"}, "SERVING_MAX_UPLOAD_MB"),
-        ({"SERVING_FAST_PATH": "maybe"}, "SERVING_FAST_PATH"),
+        ("SERVING_MAX_ROWS", "many", "expected an integer"),
+        ("SERVING_MAX_ROWS", "0", "must be positive"),
+        ("SERVING_MAX_ROWS", "2.5", "expected an integer"),
+        ("SERVING_MAX_UPLOAD_MB", "-1", "must be positive"),
+        ("SERVING_FAST_PATH", "maybe", "expected 1 or 0"),
     ],
 )
-def test_bad_settings_name_the_variable(env, name):
-    with pytest.raises(SettingsError, match=name):
-        Settings.from_env(env)
+def test_bad_settings_name_the_variable(monkeypatch, name, value, words):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env()
+    assert str(info.value) == f"{name}={value!r}: {words}"
+
+
+def test_bad_settings_stop_the_server_with_one_line():
+    env = {"PATH": "/usr/bin:/bin", "SERVING_MAX_ROWS": "many"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import tabml.serving.app"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr == "error: SERVING_MAX_ROWS='many': expected an integer\n"
 
 
 @pytest.mark.parametrize(
@@ -202,8 +184,7 @@ def test_bad_settings_name_the_variable(env, name):
     ],
 )
 def test_model_id_pattern(text, ok):
-    assert is_model_id(text) is ok
-    assert MODEL_ID_RE.pattern.startswith("(?P<algo>")
+    assert (parse_model_id(text) is not None) is ok
 
 
 def test_csv_shape_counts_quoted_newlines(tmp_path):
@@ -215,7 +196,7 @@ def test_csv_shape_counts_quoted_newlines(tmp_path):
 
 def test_batch_cli_and_core_do_not_import_the_web_framework():
     code = (
-        "import sys, json, serving.predict, serving.scoring, serving.registry\n"
+        "import sys, json, tabml.serving.predict, tabml.serving.scoring, tabml.serving.registry\n"
         "print(json.dumps(sorted(m for m in ('fastapi', 'starlette', 'uvicorn', 'pandas', "
         "'sklearn') if m in sys.modules)))"
     )
@@ -226,8 +207,6 @@ def test_batch_cli_and_core_do_not_import_the_web_framework():
 
 
 def test_non_finite_metrics_become_null(tmp_path):
-    from serving.registry import _read_json
-
     path = tmp_path / "m.json"
     path.write_text('{"roc_auc": NaN, "log_loss": Infinity, "f1": 0.5}')
-    assert _read_json(path) == {"roc_auc": None, "log_loss": None, "f1": 0.5}
+    assert read_json(path) == {"roc_auc": None, "log_loss": None, "f1": 0.5}

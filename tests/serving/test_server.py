@@ -27,7 +27,7 @@ def server(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "serving.app:app",
+                "tabml.serving.app:app",
                 "--host",
                 "127.0.0.1",
                 "--port",

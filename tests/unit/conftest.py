@@ -1,21 +1,27 @@
-"""Shared tiny fixtures for the unit tests: hand-made frames, params, a local HTTP server."""
+"""Shared tiny fixtures for the unit tests: hand-made frames, params, a local HTTP server,
+and a tiny project trained once by the real stage mains (ingest, split, featurize, train)."""
 
 from __future__ import annotations
 
 import copy
 import functools
+import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from stages.params import DatasetParams, FeaturizeParams
+from tabml.params import DatasetParams, FeaturizeParams
+
+if TYPE_CHECKING:
+    from tabml.model import Model
 
 REPO = Path(__file__).resolve().parents[2]
 PARAMS_FILE = REPO / "params.yaml"
@@ -41,6 +47,12 @@ def make_frame(n: int = 40, *, positives: int | None = None, seed: int = 0) -> p
     frame.loc[[3, 7], "income"] = np.nan
     frame.loc[5, "color"] = np.nan
     return frame
+
+
+def revalidated(model: Any, **changes: Any) -> Any:
+    """A copy of a frozen params (or any pydantic) model with ``changes``, validated again
+    (``model_copy(update=...)`` would skip validation)."""
+    return type(model).model_validate({**model.model_dump(), **changes})
 
 
 @pytest.fixture
@@ -77,6 +89,9 @@ def project_params(source: str = "src.csv", *, target: str = "y", algos=("lr",))
         }
     }
     raw["train"]["algos"] = list(algos)
+    raw["train"]["model_version"] = 1
+    raw["train"]["rf"].update(n_estimators=20, n_jobs=2)
+    raw["train"]["xgb"].update(n_estimators=30, early_stopping_rounds=None)
     raw["evaluate"].update(metric="roc_auc", importance_repeats=2, calibration_bins=5)
     return raw
 
@@ -100,6 +115,53 @@ def cli(root: Path, **extra: str) -> list[str]:
     for key, value in extra.items():
         argv += [f"--{key}", value]
     return argv
+
+
+def run_stages(root: Path, algos: tuple[str, ...] = ("lr",), dataset: str = "tiny") -> Path:
+    """Run the real ingest, split, featurize and train mains for a project at ``root``."""
+    from stages import featurize, ingest, split, train
+
+    argv = cli(root, dataset=dataset)
+    for stage in (ingest, split, featurize):
+        assert stage.main(argv) == 0, stage.__name__
+    cwd = Path.cwd()
+    os.chdir(root)  # dvclive (xgb) looks for a DVC repo from the cwd: never this repository
+    try:
+        for algo in algos:
+            assert train.main([*argv, "--algo", algo]) == 0, algo
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+def make_project(root: Path, frame: pd.DataFrame, algos: tuple[str, ...] = ("lr",)) -> Path:
+    """A project at ``root`` whose dataset ``tiny`` is ``frame``, trained with ``algos``."""
+    root.mkdir(parents=True, exist_ok=True)
+    write_params(root / "params.yaml", project_params(algos=algos))
+    frame.to_csv(root / "src.csv", index=False)
+    return run_stages(root, algos)
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``make_frame()`` ingested, split, featurized and fitted with lr and rf by the stage
+    mains. Shared by the whole session: never modify it (copy it with ``trained``)."""
+    return make_project(tmp_path_factory.mktemp("trained"), make_frame(), ("lr", "rf"))
+
+
+@pytest.fixture
+def trained(trained_project: Path, tmp_path: Path) -> Path:
+    """A private copy of ``trained_project`` that a test may change."""
+    return Path(shutil.copytree(trained_project, tmp_path / "trained"))
+
+
+@pytest.fixture
+def tiny_model(trained_project: Path) -> Model:
+    """The lr model of ``trained_project``, loaded as evaluate and serving load it."""
+    from tabml.artifact import read_model
+    from tabml.layout import Layout
+
+    return read_model(Layout(trained_project), "lr", "tiny", 1)
 
 
 @pytest.fixture
@@ -137,32 +199,3 @@ def separable() -> Callable[[int, int], tuple[np.ndarray, np.ndarray]]:
         return X, y
 
     return make
-
-
-@pytest.fixture
-def tiny_model(frame: pd.DataFrame, spec: DatasetParams):
-    """A real TrainedModel: featurize ``frame`` then logistic regression, wrapped as on disk."""
-    from sklearn.pipeline import Pipeline
-
-    from stages.featurize import featurize
-    from stages.model import TrainedModel
-    from stages.params import LRParams
-    from stages.train import fit_estimator
-
-    train, _, bundle = featurize(frame, frame, spec, FeaturizeParams())
-    X = train.iloc[:, :-1].to_numpy(dtype="float64")
-    y = train.iloc[:, -1].to_numpy(dtype="int64")
-    estimator, _ = fit_estimator("lr", LRParams(), X, y)
-    return TrainedModel(
-        algo="lr",
-        dataset="tiny",
-        version=1,
-        pipeline=Pipeline([("preprocess", bundle["transformer"]), ("model", estimator)]),
-        schema=bundle["schema"],
-        target=spec.target,
-        classes=tuple(bundle["classes"]),
-        params={},
-        snapshot=SNAPSHOT,
-        train_metrics={},
-        feature_names=bundle["feature_names"],
-    )

@@ -1,17 +1,17 @@
-"""dvc.yaml spells the pipeline's paths with templating; Layout spells them in Python.
-
-These tests resolve dvc.yaml with DVC itself and check the two agree, that every stage
-depends on its own script, and that each stage lists the params sections it reads.
-"""
+"""dvc.yaml against the code: paths agree with Layout, and each stage's deps are exactly the
+code it runs (derived from its imports by tests/stage_deps.py), so an edit reruns exactly
+the stages it can affect — no stale outputs, no needless retraining."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
 
-from stages.common import Layout
-from stages.params import load_params
+from tabml.layout import Layout
+from tabml.params import load_params
+from tests.stage_deps import code_files, dep_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,11 +39,6 @@ def stages() -> dict:
         }
 
 
-def rel(path: Path) -> str:
-    """Layout(Path()) paths as dvc.yaml spells them (relative, no leading ./)."""
-    return str(path)
-
-
 def test_stage_set_follows_params(stages: dict) -> None:
     params = load_params(ROOT / "params.yaml")
     expected = {"check-params", "evaluate", "plot"}
@@ -58,37 +53,88 @@ def test_outputs_match_layout(stages: dict) -> None:
     version = params.train.model_version
     for name, spec in params.datasets.items():
         date = spec.snapshot
-        assert stages[f"ingest@{name}"]["outs"] == {rel(layout.raw(name, date))}
+        assert stages[f"ingest@{name}"]["outs"] == {str(layout.raw(name, date))}
         assert stages[f"split@{name}"]["outs"] == {
-            rel(layout.interim(name, "train", date)),
-            rel(layout.interim(name, "test", date)),
+            str(layout.interim(name, "train", date)),
+            str(layout.interim(name, "test", date)),
         }
-        assert stages[f"featurize@{name}"]["outs"] == {rel(layout.processed_dir(name))}
+        assert stages[f"featurize@{name}"]["outs"] == {str(layout.processed_dir(name))}
         for part in ("train", "test"):
             assert layout.processed(name, part, date).parent == layout.processed_dir(name)
         for algo in params.train.algos:
             stage = stages[f"train@{name}-{algo}"]
             assert stage["outs"] == {
-                rel(layout.model(algo, name, version)),
-                rel(layout.train_metrics_dir(name, algo)),
+                str(layout.model(algo, name, version)),
+                str(layout.card(algo, name, version)),
+                str(layout.train_metrics_dir(name, algo)),
             }
-            assert rel(layout.processed_dir(name)) in stage["deps"]
+            assert str(layout.processed_dir(name)) in stage["deps"]
             assert {"train.model_version", f"train.{algo}", f"datasets.{name}"} <= stage["params"]
     assert stages["evaluate"]["outs"] == {
-        rel(layout.test_metrics_dir),
-        rel(layout.leaderboard_dir),
-        rel(layout.plot_data_dir),
+        str(layout.test_metrics_dir),
+        str(layout.leaderboard_dir),
+        str(layout.plot_data_dir),
     }
-    assert stages["plot"]["outs"] == {rel(layout.figures_dir), rel(layout.report)}
+    assert stages["plot"]["outs"] == {str(layout.figures_dir), str(layout.report)}
 
 
-def test_every_stage_depends_on_its_own_script_and_the_shared_modules(stages: dict) -> None:
-    for name, stage in stages.items():
-        module = stage["cmd"].split()[2]  # python -m stages.<module>
-        script = module.replace(".", "/") + ".py"
-        assert script in stage["deps"], f"{name} does not depend on {script}"
-        assert {"stages/params.py", "stages/errors.py", "stages/common.py"} <= stage["deps"], name
-        assert (ROOT / script).is_file()
+def test_every_stage_lists_exactly_the_code_it_runs() -> None:
+    assert dep_problems(ROOT / "dvc.yaml") == []
+
+
+def test_a_missing_or_needless_code_dep_is_caught(tmp_path: Path) -> None:
+    text = (ROOT / "dvc.yaml").read_text(encoding="utf-8")
+    split = text.index("  split:")
+    dropped = text.index("        - src/tabml/schema.py\n", split)  # split imports tabml.schema
+    broken = text[:dropped] + text[dropped:].replace("        - src/tabml/schema.py\n", "", 1)
+    extra = text.replace(
+        "      - stages/check_params.py\n",
+        "      - stages/check_params.py\n      - src/tabml/artifact.py\n",
+        1,
+    )
+    (tmp_path / "dvc.yaml").write_text(broken, encoding="utf-8")
+    assert dep_problems(tmp_path / "dvc.yaml", ROOT) == [
+        "split: runs src/tabml/schema.py (stages.split) but dvc.yaml does not list it"
+    ]
+    (tmp_path / "dvc.yaml").write_text(extra, encoding="utf-8")
+    assert dep_problems(tmp_path / "dvc.yaml", ROOT) == [
+        "check-params: lists src/tabml/artifact.py, which stages.check_params never runs"
+    ]
+
+
+def test_derived_code_follows_function_level_and_skips_type_checking_imports(
+    tmp_path: Path,
+) -> None:
+    files = {
+        "stages/__init__.py": "",
+        "stages/job.py": """
+            from typing import TYPE_CHECKING
+            from tabml import direct
+            if TYPE_CHECKING:
+                from tabml import typing_only
+            def main():
+                from tabml.lazy import thing  # runs when the stage runs
+                import numpy  # not ours
+        """,
+        "src/tabml/__init__.py": "",
+        "src/tabml/direct.py": "from .sub import helper\n",
+        "src/tabml/sub/__init__.py": "",
+        "src/tabml/sub/helper.py": "",
+        "src/tabml/lazy.py": "",
+        "src/tabml/typing_only.py": "",
+    }
+    for rel, body in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(textwrap.dedent(body), encoding="utf-8")
+    assert code_files("stages.job", tmp_path) == {
+        "stages/__init__.py",
+        "stages/job.py",
+        "src/tabml/__init__.py",
+        "src/tabml/direct.py",
+        "src/tabml/sub/__init__.py",
+        "src/tabml/sub/helper.py",
+        "src/tabml/lazy.py",
+    }
 
 
 def test_check_params_tracks_the_whole_file(stages: dict) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
@@ -10,11 +10,15 @@ import pytest
 
 from stages import evaluate, ingest, split, train
 from stages import featurize as featurize_stage
-from stages.common import FIGURE_NAME_RE, Layout, read_csv, read_json
-from stages.errors import DataError
-from stages.evaluate import curves, evaluate_model, leaderboard, score
-from stages.params import METRICS, EvaluateParams
-from tests.unit.conftest import SNAPSHOT, cli
+from stages.evaluate import curves, evaluate_model, leaderboard, loss_curve
+from tabml.errors import DataError, SchemaError
+from tabml.files import read_csv, read_json
+from tabml.layout import Layout
+from tabml.metrics import METRICS, score
+from tabml.model import Model
+from tabml.params import EvaluateParams
+from tests.naming import FIGURE_NAME_RE
+from tests.unit.conftest import SNAPSHOT, cli, revalidated
 
 Y = np.array([0, 0, 0, 1, 1, 1])
 PARAMS = EvaluateParams(importance_repeats=2, calibration_bins=3, seed=0)
@@ -138,7 +142,7 @@ def test_roc_curve_bounded_and_monotone():
 def test_calibration_respects_bin_count():
     proba = np.linspace(0.05, 0.95, 6)
     for bins in (2, 3):
-        params = dataclasses.replace(PARAMS, calibration_bins=bins)
+        params = revalidated(PARAMS, calibration_bins=bins)
         assert len(curves(Y, proba, ("no", "yes"), params)["calibration"]) <= bins
 
 
@@ -161,8 +165,9 @@ def test_evaluate_model_end_to_end(tiny_model, frame):
 
 
 def test_evaluate_model_writes_loss_curve_only_for_models_with_history(tiny_model, frame):
-    with_history = dataclasses.replace(
-        tiny_model, history={"train": [0.6, 0.5, 0.4], "valid": [0.65, 0.55, 0.56]}
+    history = {"train": [0.6, 0.5, 0.4], "valid": [0.65, 0.55, 0.56]}
+    with_history = Model(
+        tiny_model.pipeline, tiny_model.card.model_copy(update={"history": history})
     )
 
     _, plots = evaluate_model(with_history, frame, PARAMS)
@@ -221,3 +226,87 @@ def test_main_writes_metrics_leaderboard_and_plot_data(project):
     assert len(read_csv(layout.plot_data("confusion", "tiny", "lr", SNAPSHOT))) == 10
     # lr trains in one go: no per-round loss curve
     assert not layout.plot_data(evaluate.LOSS_TOPIC, "tiny", "lr", SNAPSHOT).exists()
+
+
+def test_evaluate_model_scores_what_the_model_predicts(tiny_model, frame):
+    metrics, plots = evaluate_model(tiny_model, frame, PARAMS)
+
+    y = (frame["y"] == "yes").astype(int).to_numpy()
+    proba = tiny_model.predict_proba(frame, strict_categories=False)[:, 1]
+    assert metrics == {**score(y, proba, PARAMS.threshold), "n_test": len(frame)}
+    assert len(plots["confusion"]) == len(frame)
+
+
+def test_evaluate_model_names_a_bad_test_value(tiny_model, frame):
+    test = frame.astype({"income": object})
+    test.loc[3, "income"] = "\uff16\uff14"
+
+    with pytest.raises(SchemaError) as info:
+        evaluate_model(tiny_model, test, PARAMS)
+
+    assert str(info.value) == "column 'income', row 3: '\uff16\uff14' is not a number"
+
+
+def test_evaluate_model_blank_values_are_missing(tiny_model, frame):
+    test = frame.astype({"income": object, "color": object})
+    test.loc[[0, 1], "income"] = ["", "   "]
+    test.loc[2, "color"] = " "
+
+    metrics, _ = evaluate_model(tiny_model, test, PARAMS)
+
+    assert metrics["n_test"] == len(frame)
+
+
+def test_evaluate_model_int_labels_compare_as_text(tiny_model, frame):
+    card = tiny_model.card.model_copy(update={"positive_class": "1", "classes": ("0", "1")})
+    model = Model(tiny_model.pipeline, card)
+    test = frame.assign(y=(frame["y"] == "yes").astype(float))  # 1.0/0.0, as read beside a blank
+
+    metrics, plots = evaluate_model(model, test, PARAMS)
+
+    assert metrics["roc_auc"] > 0.9
+    assert set(plots["confusion"]["actual"]) == {"0", "1"}
+
+
+def test_loss_curve_one_row_per_round():
+    frame = loss_curve({"train": [0.5, 0.4], "valid": [0.6, 0.55]})
+
+    assert frame.columns.tolist() == ["step", "train_logloss", "valid_logloss"]
+    assert frame["step"].tolist() == [0, 1]
+
+
+def test_main_refuses_a_model_whose_card_no_longer_matches(trained, capsys):
+    layout = Layout(trained)
+    assert evaluate.main(cli(trained)) == 0
+    before = read_json(layout.leaderboard("tiny"))
+    card = json.loads(layout.card("lr", "tiny", 1).read_text(encoding="utf-8"))
+    card["check"]["proba"][0] = 1.0 - card["check"]["proba"][0]
+    layout.card("lr", "tiny", 1).write_text(json.dumps(card), encoding="utf-8")
+
+    code = evaluate.main(cli(trained))
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error: lr_tiny_v1 no longer gives the probabilities recorded in its card" in err
+    assert "Traceback" not in err
+    assert read_json(layout.leaderboard("tiny")) == before
+
+
+def test_main_refuses_a_damaged_model_file_in_one_line(trained, capsys):
+    path = Layout(trained).model("lr", "tiny", 1)
+    path.write_bytes(path.read_bytes()[:100])
+
+    code = evaluate.main(cli(trained))
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert [line for line in err.splitlines() if line.startswith("error:")] != []
+    assert str(path) in err
+
+
+def test_main_ranks_every_model_of_a_dataset(trained):
+    assert evaluate.main(cli(trained)) == 0  # the shared project trained lr and rf
+
+    board = read_json(Layout(trained).leaderboard("tiny"))
+    assert sorted(board["ranking"]) == ["lr", "rf"]
+    assert board["models"] == {"lr": "lr_tiny_v1", "rf": "rf_tiny_v1"}

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.compose import ColumnTransformer
 
 from stages import featurize as featurize_stage
 from stages import ingest, split
-from stages.common import DATA_NAME_RE, Layout, read_csv, read_pickle
-from stages.errors import DataError
 from stages.featurize import featurize
-from stages.model import ColumnSpec
-from stages.params import FeaturizeParams
-from tests.unit.conftest import SNAPSHOT, cli, make_frame
+from tabml.errors import DataError, SchemaError
+from tabml.features import DataInfo, FeatureSpec, load_features
+from tabml.files import md5_file, read_csv
+from tabml.layout import Layout
+from tabml.params import FeaturizeParams
+from tabml.schema import ColumnSpec
+from tests.naming import DATA_NAME_RE
+from tests.unit.conftest import SNAPSHOT, cli, make_frame, revalidated
 
 RAW = FeaturizeParams(scale_numeric=False)  # unscaled: imputed values stay readable
 
@@ -31,16 +34,23 @@ def test() -> pd.DataFrame:
     return make_frame(12, seed=2)
 
 
+def data_info(train: pd.DataFrame) -> DataInfo:
+    return DataInfo(
+        snapshot=SNAPSHOT, train_file="train.csv", train_md5="0" * 32, train_rows=len(train)
+    )
+
+
 def run(train, test, spec, params=RAW):
+    """featurize(): processed train and test, the FeatureSpec and the fitted transformer."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # sklearn: unknown categories -> zeros
-        return featurize(train, test, spec, params)
+        return featurize(train, test, "tiny", spec, params, data_info(train))
 
 
 def test_processed_frames_hold_features_then_encoded_target(train, test, spec):
-    out_train, out_test, bundle = run(train, test, spec, FeaturizeParams())
+    out_train, out_test, features, _ = run(train, test, spec, FeaturizeParams())
 
-    names = bundle["feature_names"]
+    names = features.feature_names
     assert out_train.columns.tolist() == [*names, "y"]
     assert out_test.columns.tolist() == [*names, "y"]
     assert (len(out_train), len(out_test)) == (len(train), len(test))
@@ -51,7 +61,7 @@ def test_processed_frames_hold_features_then_encoded_target(train, test, spec):
 
 def test_missing_values_imputed(train, test, spec):
     test.loc[0, "age"] = np.nan  # no missing age in train: imputed all the same
-    out_train, out_test, _ = run(train, test, spec, FeaturizeParams())
+    out_train, out_test, _, _ = run(train, test, spec, FeaturizeParams())
 
     assert not out_train.isna().any().any()
     assert not out_test.isna().any().any()
@@ -61,19 +71,19 @@ def test_numeric_imputer_uses_train_median_or_mean(spec):
     train = pd.DataFrame({"x": [1.0, 2.0, 3.0, 100.0, np.nan, 4.0], "y": ["yes", "no"] * 3})
     test = pd.DataFrame({"x": [np.nan, 1000.0], "y": ["yes", "no"]})
 
-    _, by_median, bundle = run(train, test, spec, RAW)
-    _, by_mean, _ = run(train, test, spec, dataclasses.replace(RAW, numeric_imputer="mean"))
+    _, by_median, features, _ = run(train, test, spec, RAW)
+    _, by_mean, _, _ = run(train, test, spec, revalidated(RAW, numeric_imputer="mean"))
 
     assert by_median["num__x"].tolist() == [3.0, 1000.0]  # median of the train split
     assert by_mean["num__x"].iloc[0] == pytest.approx(22.0)
     assert by_median["num__missingindicator_x"].tolist() == [1.0, 0.0]
-    assert "num__missingindicator_x" in bundle["feature_names"]
+    assert "num__missingindicator_x" in features.feature_names
 
 
 def test_scaler_fitted_on_train_only(train, test, spec):
     test["age"] = test["age"] + 100  # a shifted test split must not move the scaling
 
-    out_train, out_test, _ = run(train, test, spec, FeaturizeParams())
+    out_train, out_test, _, _ = run(train, test, spec, FeaturizeParams())
 
     mean, std = train["age"].mean(), train["age"].std(ddof=0)
     assert out_train["num__age"].mean() == pytest.approx(0.0, abs=1e-9)
@@ -84,9 +94,9 @@ def test_scaler_fitted_on_train_only(train, test, spec):
 def test_category_only_in_test_gets_all_zero_one_hot(train, test, spec):
     test.loc[0, "color"] = "purple"
 
-    _, out_test, bundle = run(train, test, spec)
+    _, out_test, features, _ = run(train, test, spec)
 
-    onehot = [n for n in bundle["feature_names"] if n.startswith("cat__color_")]
+    onehot = [n for n in features.feature_names if n.startswith("cat__color_")]
     assert "cat__color_purple" not in onehot
     assert (out_test.loc[0, onehot] == 0).all()
     assert (out_test.loc[1:, onehot].sum(axis=1) == 1).all()
@@ -95,15 +105,15 @@ def test_category_only_in_test_gets_all_zero_one_hot(train, test, spec):
 def test_missing_category_imputed_as_constant_or_most_frequent(train, test, spec):
     test.loc[0, "color"] = np.nan
 
-    _, constant, bundle = run(train, test, spec)
-    _, frequent, bundle_freq = run(
-        train, test, spec, dataclasses.replace(RAW, categorical_imputer="most_frequent")
+    _, constant, features, _ = run(train, test, spec)
+    _, frequent, freq, _ = run(
+        train, test, spec, revalidated(RAW, categorical_imputer="most_frequent")
     )
 
-    assert "cat__color_missing" in bundle["feature_names"]  # train has one missing color
+    assert "cat__color_missing" in features.feature_names  # train has one missing color
     assert constant.loc[0, "cat__color_missing"] == 1.0
     most_common = train["color"].value_counts().idxmax()
-    assert "cat__color_missing" not in bundle_freq["feature_names"]
+    assert "cat__color_missing" not in freq.feature_names
     assert frequent.loc[0, f"cat__color_{most_common}"] == 1.0
 
 
@@ -111,9 +121,9 @@ def test_min_category_frequency_groups_rare_categories(train, test, spec):
     train.loc[[1, 2], "color"] = ["green", "teal"]  # one row each: rare
     test.loc[0:2, "color"] = ["green", "teal", "purple"]  # rare, rare, unseen
 
-    _, out_test, bundle = run(train, test, spec, dataclasses.replace(RAW, min_category_frequency=3))
+    _, out_test, features, _ = run(train, test, spec, revalidated(RAW, min_category_frequency=3))
 
-    names = bundle["feature_names"]
+    names = features.feature_names
     assert "cat__color_green" not in names and "cat__color_teal" not in names
     assert "cat__color_infrequent_sklearn" in names
     assert out_test.loc[0:2, "cat__color_infrequent_sklearn"].tolist() == [1.0, 1.0, 1.0]
@@ -121,28 +131,54 @@ def test_min_category_frequency_groups_rare_categories(train, test, spec):
 
 
 def test_min_category_frequency_one_keeps_every_category(train, test, spec):
-    _, _, bundle = run(train, test, spec)
+    _, _, features, _ = run(train, test, spec)
 
-    assert "cat__color_green" in bundle["feature_names"]
-    assert not any("infrequent" in n for n in bundle["feature_names"])
+    assert "cat__color_green" in features.feature_names
+    assert not any("infrequent" in n for n in features.feature_names)
 
 
-def test_schema_and_classes_recorded_in_bundle(train, test, spec):
-    spec = dataclasses.replace(spec, drop_columns=["age"])
+def test_schema_and_classes_recorded_in_feature_spec(train, test, spec):
+    spec = revalidated(spec, drop_columns=["age"])
 
-    out_train, _, bundle = run(train, test, spec)
+    out_train, _, features, transformer = run(train, test, spec)
 
-    assert bundle["schema"] == [
-        ColumnSpec("income", "numeric", "float64"),
-        ColumnSpec("color", "categorical", "object", ("blue", "green", "red")),
+    assert isinstance(features, FeatureSpec)
+    assert features.dataset == "tiny"
+    assert features.columns == [
+        ColumnSpec(name="income", kind="numeric", dtype="float64"),
+        ColumnSpec(
+            name="color", kind="categorical", dtype="object", categories=("blue", "green", "red")
+        ),
     ]
-    assert bundle["target"] == "y"
-    assert bundle["classes"] == ("no", "yes")
-    assert not any("age" in n for n in bundle["feature_names"])
+    assert features.target == "y"
+    assert features.classes == ("no", "yes")
+    assert features.data == data_info(train)
+    assert not any("age" in n for n in features.feature_names)
+    assert isinstance(transformer, ColumnTransformer)
     np.testing.assert_allclose(
-        bundle["transformer"].transform(train[["income", "color"]]),
-        out_train[bundle["feature_names"]].to_numpy(),
+        transformer.transform(train[["income", "color"]]),
+        out_train[features.feature_names].to_numpy(),
     )
+
+
+def test_check_rows_recorded_in_feature_spec(train, test, spec):
+    _, _, features, transformer = run(train, test, spec)
+
+    assert len(features.check_rows) == 8
+    assert all(set(row) == {"income", "age", "color"} for row in features.check_rows)
+    assert transformer.transform(pd.DataFrame(features.check_rows)).shape == (
+        8,
+        len(features.feature_names),
+    )
+
+
+def test_classes_compare_as_text(spec):
+    train = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [1, 0, 1, 0]})
+
+    out_train, _, features, _ = run(train, train, revalidated(spec, positive_class="1"))
+
+    assert features.classes == ("0", "1")
+    assert out_train["y"].tolist() == [1, 0, 1, 0]
 
 
 def test_all_missing_column_raises_naming_it(train, test, spec):
@@ -155,13 +191,22 @@ def test_all_missing_column_raises_naming_it(train, test, spec):
     assert "drop_columns" in str(info.value)
 
 
+def test_all_blank_column_is_empty_too(train, test, spec):
+    """Blank text is missing (tabml.schema): a column of blanks is as empty as one of NaN."""
+    train["notes"] = "  "
+    test["notes"] = "  "
+
+    with pytest.raises(DataError, match="column 'notes' is empty in the train split"):
+        run(train, test, spec)
+
+
 def test_all_missing_column_fine_when_dropped(train, test, spec):
     train["notes"] = np.nan
     test["notes"] = np.nan
 
-    _, _, bundle = run(train, test, dataclasses.replace(spec, drop_columns=["notes"]))
+    _, _, features, _ = run(train, test, revalidated(spec, drop_columns=["notes"]))
 
-    assert "notes" not in [c.name for c in bundle["schema"]]
+    assert "notes" not in [c.name for c in features.columns]
 
 
 def test_only_target_column_raises(spec):
@@ -174,6 +219,31 @@ def test_only_target_column_raises(spec):
 def test_column_missing_from_test_raises(train, test, spec):
     with pytest.raises(DataError, match="missing column 'income'"):
         run(train, test.drop(columns="income"), spec)
+
+
+def test_bad_number_in_the_test_split_names_column_and_row(train, test, spec):
+    test["income"] = test["income"].astype(object)
+    test.loc[4, "income"] = "lots"
+
+    with pytest.raises(SchemaError) as info:
+        run(train, test, spec)
+
+    assert str(info.value) == "column 'income', row 4: 'lots' is not a number"
+
+
+def test_number_out_of_float32_range_in_the_train_split_is_refused(train, test, spec):
+    train.loc[6, "income"] = 1e39
+
+    with pytest.raises(SchemaError, match=r"column 'income', row 6: 1e\+39 is out of range"):
+        run(train, test, spec)
+
+
+def test_unseen_test_category_is_not_an_error(train, test, spec):
+    test.loc[0, "color"] = "purple"
+
+    _, out_test, _, _ = run(train, test, spec)
+
+    assert len(out_test) == len(test)
 
 
 def test_main_writes_processed_directory(project):
@@ -189,12 +259,56 @@ def test_main_writes_processed_directory(project):
     files = sorted(p.name for p in layout.processed_dir("tiny").iterdir())
     assert code == 0
     assert files == [
+        f"tiny-features_processed_{SNAPSHOT}.json",
         f"tiny-test_processed_{SNAPSHOT}.csv",
         f"tiny-train_processed_{SNAPSHOT}.csv",
         f"tiny-transformer_processed_{SNAPSHOT}.pkl",
     ]
     assert all(DATA_NAME_RE.match(name) for name in files)
-    bundle = read_pickle(layout.processed("tiny", "transformer", SNAPSHOT, "pkl"))
+    features, transformer = load_features(layout, "tiny", SNAPSHOT)
     processed = read_csv(layout.processed("tiny", "train", SNAPSHOT))
-    assert processed.columns.tolist() == [*bundle["feature_names"], "y"]
+    assert processed.columns.tolist() == [*features.feature_names, "y"]
     assert len(processed) == 30
+    assert features.data.train_rows == 30
+    assert features.data.train_md5 == md5_file(layout.interim("tiny", "train", SNAPSHOT))
+    assert features.data.train_file == f"data/interim/tiny-train_interim_{SNAPSHOT}.csv"
+    assert list(transformer.get_feature_names_out()) == features.feature_names
+
+
+def test_main_is_reproducible(project):
+    root = cli(project, dataset="tiny")
+    assert ingest.main(root) == 0 and split.main(root) == 0
+    layout = Layout(project)
+    json_path = layout.processed("tiny", "features", SNAPSHOT, "json")
+
+    assert featurize_stage.main(root) == 0
+    first = {p.name: md5_file(p) for p in layout.processed_dir("tiny").iterdir()}
+    assert featurize_stage.main(root) == 0
+    second = {p.name: md5_file(p) for p in layout.processed_dir("tiny").iterdir()}
+
+    assert first == second
+    assert json_path.name in first
+
+
+def test_main_with_a_bad_test_value_returns_2_and_keeps_the_old_output(project, capsys):
+    root = cli(project, dataset="tiny")
+    assert ingest.main(root) == 0 and split.main(root) == 0 and featurize_stage.main(root) == 0
+    layout = Layout(project)
+    before = {p.name: md5_file(p) for p in layout.processed_dir("tiny").iterdir()}
+    test_path = layout.interim("tiny", "test", SNAPSHOT)
+    test = read_csv(test_path).astype({"income": object})
+    test.loc[1, "income"] = "n/a?"
+    test.to_csv(test_path, index=False)
+
+    code = featurize_stage.main(root)
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error: column 'income', row 1: 'n/a?' is not a number" in err
+    assert {p.name: md5_file(p) for p in layout.processed_dir("tiny").iterdir()} == before
+
+
+def test_main_without_the_split_returns_2(project, capsys):
+    assert featurize_stage.main(cli(project, dataset="tiny")) == 2
+
+    assert "does not exist: run the stage that writes it first" in capsys.readouterr().err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 
 import numpy as np
@@ -10,11 +9,13 @@ import pandas as pd
 import pytest
 
 from stages import ingest
-from stages.common import DATA_NAME_RE, Layout, read_csv
-from stages.errors import DataError
 from stages.ingest import check_raw, read_source
-from stages.params import DatasetParams
-from tests.unit.conftest import SNAPSHOT, cli, project_params, write_params
+from tabml.errors import DataError
+from tabml.files import read_csv
+from tabml.layout import Layout
+from tabml.params import DatasetParams
+from tests.naming import DATA_NAME_RE
+from tests.unit.conftest import SNAPSHOT, cli, project_params, revalidated, write_params
 
 
 def source(uri: str, **kwargs) -> DatasetParams:
@@ -49,7 +50,7 @@ def test_check_raw_keeps_rows_with_missing_target(frame, spec):
 def test_check_raw_int_target_with_string_positive_class(spec):
     frame = pd.DataFrame({"x": [1, 2, 3, 4], "y": [0, 1, 0, 1]})
 
-    assert check_raw(frame, dataclasses.replace(spec, positive_class="1"), "tiny") is frame
+    assert check_raw(frame, revalidated(spec, positive_class="1"), "tiny") is frame
 
 
 @pytest.mark.parametrize(
@@ -98,14 +99,14 @@ def test_check_raw_more_than_two_classes(frame, spec):
 
 
 def test_check_raw_positive_class_not_present(frame, spec):
-    message = check_error(frame, dataclasses.replace(spec, positive_class="Yes"))
+    message = check_error(frame, revalidated(spec, positive_class="Yes"))
 
     assert "positive_class 'Yes' is not a value of target 'y'" in message
     assert "(values: no, yes)" in message
 
 
 def test_check_raw_drop_column_not_in_data(frame, spec):
-    message = check_error(frame, dataclasses.replace(spec, drop_columns=["income", "id"]))
+    message = check_error(frame, revalidated(spec, drop_columns=["income", "id"]))
 
     assert "drop_columns names 'id'" in message
 
@@ -125,7 +126,26 @@ def test_check_raw_duplicate_column(spec):
 def test_check_raw_int_labels_with_missing_target(spec):
     frame = pd.DataFrame({"x": [1, 2, 3, 4], "y": [0, 1, None, 1]})  # y is float64
 
-    assert check_raw(frame, dataclasses.replace(spec, positive_class="1"), "tiny") is frame
+    assert check_raw(frame, revalidated(spec, positive_class="1"), "tiny") is frame
+
+
+def test_check_raw_bool_target_compares_as_text(spec):
+    frame = pd.DataFrame({"x": [1, 2, 3, 4], "y": [True, False, True, False]})
+
+    assert check_raw(frame, revalidated(spec, positive_class="True"), "tiny") is frame
+
+
+def test_check_raw_blank_labels_are_missing_not_a_class(frame, spec):
+    frame["y"] = frame["y"].astype(object)
+    frame.loc[[0, 1], "y"] = ["", "  "]
+
+    assert check_raw(frame, spec, "tiny") is frame
+
+
+def test_check_raw_all_blank_target_is_all_missing(frame, spec):
+    frame["y"] = " "
+
+    assert "(all values missing)" in check_error(frame, spec)
 
 
 # --- read_source: files -----------------------------------------------------------------

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
+from pydantic import ValidationError
 
-from stages.errors import ParamsError
-from stages.params import (
+from tabml.errors import ParamsError
+from tabml.layout import NAME_RE
+from tabml.metrics import LOWER_IS_BETTER, METRICS
+from tabml.params import (
     ALGOS,
-    NAME_RE,
     DatasetParams,
+    EvaluateParams,
+    FeaturizeParams,
+    LRParams,
     Params,
+    PlotParams,
     RFParams,
+    SplitParams,
+    TrainParams,
+    XGBParams,
     load_params,
     parse_params,
 )
@@ -95,7 +102,7 @@ def test_unknown_nested_key_names_key_and_allowed_keys(raw_params):
 
     assert message.startswith("train.rf:")
     assert "'n_estimatorz'" in message
-    for allowed in (f.name for f in dataclasses.fields(RFParams)):
+    for allowed in RFParams.model_fields:
         assert allowed in message
 
 
@@ -314,7 +321,7 @@ def test_missing_model_version(raw_params):
 def test_missing_train_section(raw_params):
     del raw_params["train"]
 
-    assert "train is missing" in parse_error(raw_params)
+    assert parse_error(raw_params).startswith("train is missing")
 
 
 @pytest.mark.parametrize("datasets", [None, {}, ["credit"]])
@@ -396,3 +403,157 @@ def test_non_mapping_file(tmp_path, text):
 
     with pytest.raises(ParamsError, match="expected a mapping at the top level"):
         load_params(path)
+
+
+# --- the pydantic models ----------------------------------------------------------------
+
+
+def test_sections_are_frozen(raw_params):
+    params = parse_params(raw_params)
+
+    with pytest.raises(ValidationError):
+        params.split.seed = 3  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        params.train = params.train  # type: ignore[misc]
+    assert params == parse_params(raw_params)
+    assert hash(params.split) == hash(SplitParams(**params.split.model_dump()))
+
+
+def test_sections_are_built_with_keywords_only():
+    with pytest.raises(TypeError):
+        DatasetParams("s", "y", "a", "20250101")  # type: ignore[misc]
+
+    spec = DatasetParams(source="s", target="y", positive_class="a", snapshot="20250101")
+
+    assert (spec.drop_columns, spec.sep) == ([], ",")
+
+
+@pytest.mark.parametrize(
+    ("model", "kwargs"),
+    [
+        (SplitParams, {"test_size": "0.5"}),  # strict: no text for numbers
+        (SplitParams, {"seed": 1.0}),  # strict: no float for an int
+        (SplitParams, {"sede": 1}),  # extra keys are forbidden
+        (FeaturizeParams, {"scale_numeric": "true"}),
+        (LRParams, {"C": -1.0}),
+        (XGBParams, {"learning_rate": 0.0}),
+        (RFParams, {"max_depth": 0}),
+        (EvaluateParams, {"metric": "auc"}),
+        (PlotParams, {"dpi": 10}),
+        (TrainParams, {"algos": ["svm"], "model_version": 1}),
+        (TrainParams, {"algos": ["lr"]}),
+    ],
+)
+def test_sections_validate_when_built_directly(model, kwargs):
+    with pytest.raises(ValidationError):
+        model(**kwargs)
+
+
+def test_section_defaults_are_valid():
+    for model in (SplitParams, FeaturizeParams, RFParams, XGBParams, LRParams):
+        assert model() == model.model_validate(model().model_dump())
+    assert EvaluateParams().metric in METRICS
+    assert set(METRICS) >= LOWER_IS_BETTER
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_every_metric_is_an_allowed_leaderboard_metric(raw_params, metric):
+    raw_params["evaluate"]["metric"] = metric
+
+    assert parse_params(raw_params).evaluate.metric == metric
+
+
+def test_model_dump_round_trips(raw_params):
+    params = parse_params(raw_params)
+
+    assert parse_params(params.model_dump()) == params
+    assert params.train.lr.model_dump() == {"C": 1.0, "max_iter": 1000, "class_weight": None}
+
+
+@pytest.mark.parametrize("section", ["split", "featurize", "evaluate", "plot"])
+def test_empty_top_level_section_takes_defaults(raw_params, section):
+    raw_params[section] = None  # `split:` with nothing below
+
+    params = parse_params(raw_params)
+
+    assert getattr(params, section) == type(getattr(params, section))()
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_empty_algorithm_section_takes_defaults(raw_params, algo):
+    """`rf:` with nothing below means the defaults, as every empty section did before."""
+    raw_params["train"][algo] = None
+
+    params = parse_params(raw_params)
+
+    assert getattr(params.train, algo) == type(getattr(params.train, algo))()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            ("train", "rf", "max_depth"),
+            0,
+            "train.rf.max_depth = 0: out of range, allowed [1, 1000]",
+        ),
+        (
+            ("train", "rf", "class_weight"),
+            "bal",
+            "train.rf.class_weight = 'bal': not allowed (allowed: 'balanced')",
+        ),
+        (
+            ("split", "seed"),
+            2**32,
+            "split.seed = 4294967296: out of range, allowed [0, 4294967295]",
+        ),
+        (("evaluate", "threshold"), 1, "evaluate.threshold = 1: out of range, allowed (0.0, 1.0)"),
+        (("plot", "dpi"), 10, "plot.dpi = 10: out of range, allowed [30, 600]"),
+        (
+            ("train", "model_version"),
+            0,
+            "train.model_version = 0: out of range, allowed [1, 1000000]",
+        ),
+        (("train", "lr", "C"), True, "train.lr.C = True: expected a number"),
+        (("featurize", "scale_numeric"), 1, "featurize.scale_numeric = 1: expected true or false"),
+        (("train", "algos"), "rf", "train.algos = 'rf': expected a list"),
+        (("train", "rf"), 5, "train.rf: expected a mapping, got 5"),
+    ],
+)
+def test_exact_one_line_messages(raw_params, path, value, message):
+    node = raw_params
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+
+    assert parse_error(raw_params) == message
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_numbers_are_out_of_range(raw_params, value):
+    raw_params["split"]["test_size"] = value
+
+    assert "split.test_size" in parse_error(raw_params)
+    assert "out of range" in parse_error(raw_params)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda raw: raw.update(trian={}),
+        lambda raw: raw["train"].update(algos=["rf", "svm"]),
+        lambda raw: raw["split"].update(test_size=2),
+        lambda raw: raw["featurize"].update(numeric_imputer="mode"),
+        lambda raw: next(iter(raw["datasets"].values())).update(snapshot="2025"),
+        lambda raw: raw["datasets"].update({"Bad": {}}),
+        lambda raw: raw.update(datasets=None),
+        lambda raw: raw.pop("train"),
+    ],
+)
+def test_every_message_is_one_line(raw_params, mutate):
+    mutate(raw_params)
+
+    message = parse_error(raw_params)
+
+    assert message and "\n" not in message
+    assert "validation error" not in message and "pydantic" not in message

@@ -1,11 +1,16 @@
-"""plot stage: figure builders, PNG bytes, HTML report, and one run on a tiny project."""
+"""plot stage: figure builders (tabml.plots), PNG bytes, HTML report (tabml.report), and one
+run of the stage on a tiny project whose inputs are written by hand (no upstream stage runs)."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from html.parser import HTMLParser
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +19,11 @@ import pytest
 import yaml
 
 from stages import plot
-from stages.common import Layout
-from stages.errors import DataError
-from stages.params import METRICS
+from tabml import report
+from tabml.errors import DataError
+from tabml.layout import Layout
+from tabml.metrics import METRICS
+from tabml.plots import compare, eda, render_png
 
 REPO = Path(__file__).resolve().parents[2]
 SNAPSHOT = "20251130"
@@ -114,7 +121,7 @@ def all_metrics() -> dict[str, dict[str, float]]:
 
 
 def test_balance_figure_labels_counts_and_percent() -> None:
-    fig = plot.balance_figure(tiny_frame(), "y", "yes", "tiny")
+    fig = eda.balance_figure(tiny_frame(), "y", "yes", "tiny")
     (ax,) = fig.axes
     assert len(ax.patches) == 2
     labels = [t.get_text() for t in ax.texts]
@@ -126,28 +133,28 @@ def test_balance_figure_labels_counts_and_percent() -> None:
 def test_balance_figure_counts_missing_labels_and_rejects_unknown_target() -> None:
     frame = tiny_frame()
     frame.loc[0, "y"] = None
-    fig = plot.balance_figure(frame, "y", "yes", "tiny")
+    fig = eda.balance_figure(frame, "y", "yes", "tiny")
     assert len(fig.axes[0].patches) == 3  # no, yes, (missing)
     with pytest.raises(DataError, match="no target column"):
-        plot.balance_figure(frame, "nope", "yes", "tiny")
+        eda.balance_figure(frame, "nope", "yes", "tiny")
 
 
 def test_distributions_figure_one_axes_per_numeric_column() -> None:
-    fig = plot.distributions_figure(tiny_frame(), "y", "yes", "tiny", max_columns=12)
+    fig = eda.distributions_figure(tiny_frame(), "y", "yes", "tiny", max_columns=12)
     assert [ax.get_xlabel() for ax in fig.axes] == ["income", "age", "score"]
-    capped = plot.distributions_figure(tiny_frame(), "y", "yes", "tiny", max_columns=2)
+    capped = eda.distributions_figure(tiny_frame(), "y", "yes", "tiny", max_columns=2)
     assert len(capped.axes) == 2
     assert "first 2 of 3" in capped.texts[0].get_text()  # the suptitle
 
 
 def test_distributions_figure_without_numeric_columns_is_a_message() -> None:
     frame = tiny_frame()[["color", "y"]]
-    fig = plot.distributions_figure(frame, "y", "yes", "tiny")
+    fig = eda.distributions_figure(frame, "y", "yes", "tiny")
     assert "no numeric columns" in [t.get_text() for t in fig.axes[0].texts]
 
 
 def test_missing_figure_counts_per_column() -> None:
-    fig = plot.missing_figure(tiny_frame(), "tiny")
+    fig = eda.missing_figure(tiny_frame(), "tiny")
     (ax,) = fig.axes
     widths = [p.get_width() for p in ax.patches]
     assert widths == [2, 0, 0, 0, 0]
@@ -155,14 +162,14 @@ def test_missing_figure_counts_per_column() -> None:
 
 
 def test_missing_figure_says_when_nothing_is_missing() -> None:
-    fig = plot.missing_figure(tiny_frame().dropna(), "tiny")
+    fig = eda.missing_figure(tiny_frame().dropna(), "tiny")
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert "no missing values" in texts
     assert "no missing values" in fig.axes[0].get_title()
 
 
 def test_correlations_figure_heatmap_with_colorbar() -> None:
-    fig = plot.correlations_figure(tiny_frame(), "tiny", exclude=["y"])
+    fig = eda.correlations_figure(tiny_frame(), "tiny", exclude=["y"])
     heatmap, colorbar = fig.axes
     assert [t.get_text() for t in heatmap.get_xticklabels()] == ["income", "age", "score"]
     assert colorbar.get_ylabel() == "Pearson r"
@@ -171,7 +178,7 @@ def test_correlations_figure_heatmap_with_colorbar() -> None:
 
 def test_correlations_figure_with_one_numeric_column_is_a_message() -> None:
     frame = tiny_frame()[["income", "color", "y"]]
-    fig = plot.correlations_figure(frame, "tiny")
+    fig = eda.correlations_figure(frame, "tiny")
     (ax,) = fig.axes
     assert "1 numeric column: nothing to correlate" in [t.get_text() for t in ax.texts]
 
@@ -179,34 +186,69 @@ def test_correlations_figure_with_one_numeric_column_is_a_message() -> None:
 # --- model figures ----------------------------------------------------------------------
 
 
-def test_curve_areas_match_sklearn_definitions() -> None:
-    assert plot.roc_auc(roc_curve("perfect")) == pytest.approx(1.0)
-    assert plot.roc_auc(roc_curve("chance")) == pytest.approx(0.5)
-    assert plot.average_precision(pr_curve()) == pytest.approx(0.75)
+def auc_metrics(**by_algo: tuple[float, float]) -> dict[str, dict[str, float]]:
+    """Test metrics per algorithm with the given (roc_auc, pr_auc), the rest as metrics_of()."""
+    return {
+        algo: {**metrics_of(), "roc_auc": roc, "pr_auc": ap} for algo, (roc, ap) in by_algo.items()
+    }
+
+
+def legend_texts(fig) -> list[str]:
+    return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
 
 
 def test_roc_figure_puts_every_algorithm_on_one_axes() -> None:
-    fig = plot.roc_figure({"rf": roc_curve("perfect"), "lr": roc_curve("chance")}, "tiny")
+    curves = {"rf": roc_curve("perfect"), "lr": roc_curve("chance")}
+    fig = compare.roc_figure(curves, auc_metrics(rf=(1.0, 1.0), lr=(0.5, 0.5)), "tiny")
     (ax,) = fig.axes
     assert len(ax.lines) == 3  # two models and the diagonal
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend[:2] == ["rf (AUC 1.000)", "lr (AUC 0.500)"]
+    assert legend_texts(fig)[:2] == ["rf (AUC 1.000)", "lr (AUC 0.500)"]
+
+
+def test_roc_and_pr_legends_show_the_test_metrics_not_the_curve_areas() -> None:
+    # The curves' own areas are 1.0 (ROC) and 0.75 (AP): the legends must not show those.
+    metrics = auc_metrics(rf=(0.8123, 0.4321), lr=(0.6047, 0.2468))
+    roc = compare.roc_figure({"rf": roc_curve("perfect"), "lr": roc_curve("perfect")}, metrics, "t")
+    assert legend_texts(roc)[:2] == ["rf (AUC 0.812)", "lr (AUC 0.605)"]
+    pr = compare.pr_figure({"rf": pr_curve(), "lr": pr_curve()}, metrics, "t")
+    assert legend_texts(pr)[:2] == ["rf (AP 0.432)", "lr (AP 0.247)"]
+    # Only the models that have curves are drawn; extra metrics are ignored.
+    alone = compare.roc_figure({"lr": roc_curve()}, metrics, "t")
+    assert legend_texts(alone) == ["lr (AUC 0.605)", "chance"]
+
+
+def test_roc_and_pr_figures_refuse_missing_or_stale_test_metrics() -> None:
+    stale = {"rf": {k: v for k, v in metrics_of().items() if k not in ("roc_auc", "pr_auc")}}
+    with pytest.raises(
+        DataError, match=r"test metrics of tiny-rf have no 'roc_auc': rerun evaluate"
+    ):
+        compare.roc_figure({"rf": roc_curve()}, stale, "tiny")
+    with pytest.raises(
+        DataError, match=r"test metrics of tiny-rf have no 'pr_auc': rerun evaluate"
+    ):
+        compare.pr_figure({"rf": pr_curve()}, stale, "tiny")
+    with pytest.raises(DataError, match=r"test metrics of tiny-lr have no 'roc_auc'"):
+        compare.roc_figure({"lr": roc_curve()}, all_metrics() | {"lr": {}}, "tiny")
+    with pytest.raises(DataError, match=r"tiny-rf have no 'pr_auc'"):
+        compare.pr_figure({"rf": pr_curve()}, {"rf": {"pr_auc": "0.7"}}, "tiny")  # not a number
 
 
 def test_roc_figure_rejects_plot_data_without_its_columns() -> None:
     with pytest.raises(DataError, match="no column 'tpr'"):
-        plot.roc_figure({"rf": pd.DataFrame({"fpr": [0, 1]})}, "tiny")
+        compare.roc_figure({"rf": pd.DataFrame({"fpr": [0, 1]})}, all_metrics(), "tiny")
+    with pytest.raises(DataError, match="pr data of tiny-rf has no column 'precision'"):
+        compare.pr_figure({"rf": pd.DataFrame({"recall": [0, 1]})}, all_metrics(), "tiny")
 
 
 def test_pr_and_calibration_figures_draw_all_algorithms() -> None:
-    pr = plot.pr_figure({"rf": pr_curve(), "lr": pr_curve()}, "tiny")
+    pr = compare.pr_figure({"rf": pr_curve(), "lr": pr_curve()}, all_metrics(), "tiny")
     assert len(pr.axes) == 1 and len(pr.axes[0].lines) == 3  # two models and the prevalence
-    cal = plot.calibration_figure({"rf": calibration_curve(), "lr": calibration_curve()}, "tiny")
+    cal = compare.calibration_figure({"rf": calibration_curve(), "lr": calibration_curve()}, "tiny")
     assert len(cal.axes[0].lines) == 3  # perfect line and two models
 
 
 def test_metrics_figure_groups_bars_and_names_the_best_model() -> None:
-    fig = plot.metrics_figure(all_metrics(), board(), "tiny")
+    fig = compare.metrics_figure(all_metrics(), board(), "tiny")
     (ax,) = fig.axes
     assert len(ax.patches) == len(ALGOS) * len(METRICS)
     assert "lr_tiny_v1" in ax.get_title()
@@ -214,7 +256,7 @@ def test_metrics_figure_groups_bars_and_names_the_best_model() -> None:
 
 
 def test_importance_figure_one_subplot_per_algorithm_top_features() -> None:
-    fig = plot.importance_figure(
+    fig = compare.importance_figure(
         {"rf": importance_frame(), "lr": importance_frame(5)}, "tiny", "roc_auc"
     )
     assert [ax.get_title() for ax in fig.axes] == ["rf", "lr"]
@@ -225,7 +267,7 @@ def test_importance_figure_one_subplot_per_algorithm_top_features() -> None:
 
 def test_loss_figure_draws_train_solid_valid_dashed_per_algorithm() -> None:
     curves = {"xgb": loss_curve(best=6), "lgbm": loss_curve(n=8, best=2)}
-    fig = plot.loss_figure(curves, "tiny", algos=("rf", "xgb", "lr"))
+    fig = compare.loss_figure(curves, "tiny", algos=("rf", "xgb", "lr"))
     (ax,) = fig.axes
     assert len(ax.lines) == 4  # train and valid for each model
     assert [line.get_label() for line in ax.lines] == [
@@ -246,16 +288,19 @@ def test_loss_figure_draws_train_solid_valid_dashed_per_algorithm() -> None:
 
 
 def test_loss_figure_without_curves_is_a_message_and_checks_columns() -> None:
-    fig = plot.loss_figure({}, "tiny")
+    fig = compare.loss_figure({}, "tiny")
     (ax,) = fig.axes
     assert "no model trains in rounds" in [t.get_text() for t in ax.texts]
     assert "tiny" in ax.get_title()
     with pytest.raises(DataError, match="no column 'valid_logloss'"):
-        plot.loss_figure({"xgb": loss_curve().drop(columns="valid_logloss")}, "tiny")
+        compare.loss_figure({"xgb": loss_curve().drop(columns="valid_logloss")}, "tiny")
 
 
 def test_render_png_is_deterministic_and_untagged() -> None:
-    pngs = [plot.render_png(plot.roc_figure({"rf": roc_curve()}, "tiny"), dpi=40) for _ in range(2)]
+    pngs = [
+        render_png(compare.roc_figure({"rf": roc_curve()}, all_metrics(), "tiny"), dpi=40)
+        for _ in range(2)
+    ]
     assert pngs[0] == pngs[1]
     assert pngs[0].startswith(b"\x89PNG\r\n\x1a\n")
     assert b"Software" not in pngs[0] and b"matplotlib" not in pngs[0]
@@ -265,7 +310,7 @@ def test_render_png_is_deterministic_and_untagged() -> None:
 
 
 def test_leaderboard_rows_follow_ranking_with_all_metrics() -> None:
-    rows = plot.leaderboard_rows(board(), all_metrics(), {"rf": "rf_tiny_v1", "lr": "lr_tiny_v1"})
+    rows = report.leaderboard_rows(board(), all_metrics(), {"rf": "rf_tiny_v1", "lr": "lr_tiny_v1"})
     assert [(r["rank"], r["algorithm"], r["model"]) for r in rows] == [
         (1, "lr", "lr_tiny_v1"),
         (2, "rf", "rf_tiny_v1"),
@@ -274,32 +319,115 @@ def test_leaderboard_rows_follow_ranking_with_all_metrics() -> None:
     assert set(METRICS) | {"n_test"} <= set(rows[1])
 
 
-def test_report_html_is_self_contained_and_escaped() -> None:
-    section = plot.Section(
+class _Resources(HTMLParser):
+    """Tags and the src/href of every element of a page: what a browser would fetch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.links += [v or "" for k, v in attrs if k in ("src", "href", "srcset", "data")]
+
+
+def assert_self_contained(page: str) -> None:
+    """No external resource: images are data URIs, links are anchors, no script or link tag."""
+    parsed = _Resources()
+    parsed.feed(page)
+    parsed.close()
+    assert "http://" not in page and "https://" not in page
+    assert not parsed.tags & {"script", "link", "iframe", "object", "embed", "base"}
+    for link in parsed.links:
+        assert link.startswith(("data:image/png;base64,", "#")), link
+    assert "url(" not in page and "@import" not in page  # nothing fetched from the CSS either
+
+
+def tiny_section(figures=(("roc", "curves <b>&</b> more", b"\x89PNG fake"),)) -> report.Section:
+    return report.Section(
         dataset="tiny",
         board=board(),
         metrics=all_metrics(),
         model_ids={"rf": "rf_tiny_v1", "lr": "lr_tiny_v1"},
-        figures=[("roc", "curves <b>&</b> more", b"\x89PNG fake")],
+        figures=list(figures),
     )
-    page = plot.report_html([section], title="Report <x>")
+
+
+def test_report_html_is_self_contained_and_escaped() -> None:
+    section = tiny_section()
+    page = report.report_html([section], title="Report <x>")
     assert page.startswith("<!DOCTYPE html>")
     assert "data:image/png;base64,iVBORyBmYWtl" in page
     assert "http://" not in page and "https://" not in page
     assert "<link" not in page and "<script" not in page
+    assert_self_contained(page)
     assert "Report &lt;x&gt;" in page and "curves &lt;b&gt;&amp;&lt;/b&gt; more" in page
+    assert "<title>Report &lt;x&gt;</title>" in page and "<style>" in page  # CSS inline
     assert "<td>lr_tiny_v1</td>" in page and "<td>rf_tiny_v1</td>" in page
     assert '<tr class="best"><td class="num">1</td><td>lr ★</td>' in page
-    assert page == plot.report_html([section], title="Report <x>")  # no timestamp
+    assert page.count("★") == 1 and page.count('<tr class="best">') == 1
+    assert page == report.report_html([section], title="Report <x>")  # no timestamp
+
+
+def test_report_html_table_summary_and_figures() -> None:
+    page = report.report_html([tiny_section()], title="Model report: tiny")
+    # The ranking metric's column is outlined; higher-is-better metrics get an up arrow,
+    # losses a down arrow; long names may wrap at the underscore.
+    assert '<th class="num key">roc_<wbr>auc ↑</th>' in page
+    assert '<th class="num">balanced_<wbr>accuracy ↑</th>' in page
+    assert '<th class="num">log_<wbr>loss ↓</th>' in page
+    assert '<th class="num">n_<wbr>test</th>' in page
+    assert '<td class="num key">0.7500</td>' in page  # the leaderboard's score, 4 decimals
+    assert '<td class="num">50</td>' in page  # n_test as a count
+    assert (
+        '<li><a href="#tiny">tiny</a>: best lr_tiny_v1 (roc_auc 0.7500, higher is better)</li>'
+        in page
+    )
+    assert "Best model: <strong>lr_tiny_v1</strong> (roc_auc = 0.7500, higher is better)" in page
+    assert '<section id="tiny">' in page and '<figure id="tiny-roc">' in page
+    assert 'alt="tiny: roc"' in page and "<figcaption><strong>roc</strong>: " in page
+    assert page.endswith("</html>\n")
+
+
+def test_report_html_is_byte_identical_across_environments_and_runs() -> None:
+    sections = [tiny_section(), tiny_section([("pr", "precision", b"\x89PNG other")])]
+    first = report.report_html(sections, title="Model report: tiny")
+    report._environment.cache_clear()  # a fresh jinja2 environment, as in a new process
+    assert report.report_html(sections, title="Model report: tiny").encode() == first.encode()
+    assert_self_contained(first)
+
+
+def test_report_html_without_sections_says_so() -> None:
+    page = report.report_html([])
+    assert "<title>Model report</title>" in page and "No dataset to report." in page
+    assert "<nav>" not in page and "<section" not in page
+    assert_self_contained(page)
+
+
+def test_report_template_ships_inside_the_package() -> None:
+    # Loaded with jinja2.PackageLoader("tabml", "templates"): it must be package data, not a
+    # file beside the repository, so a wheel renders the same page.
+    template = resources.files("tabml").joinpath("templates", report.TEMPLATE)
+    assert template.is_file()
+    assert "<script" not in template.read_text(encoding="utf-8")
+
+
+def test_leaderboard_rows_refuse_a_ranked_model_without_test_metrics() -> None:
+    metrics = {"rf": metrics_of()}  # lr is ranked but has no metrics/test JSON
+    with pytest.raises(DataError, match="ranks 'lr' but it has no test metrics: rerun evaluate"):
+        report.leaderboard_rows(board(), metrics, {"rf": "rf_tiny_v1", "lr": "lr_tiny_v1"})
+    with pytest.raises(DataError, match="rerun evaluate"):
+        report.report_html([report.Section("tiny", board(), metrics, {}, [])])
 
 
 def test_model_ids_come_from_the_leaderboard_and_refuse_stale_ones() -> None:
-    assert plot.model_ids("tiny", board(), ALGOS) == {"rf": "rf_tiny_v1", "lr": "lr_tiny_v1"}
+    assert report.model_ids("tiny", board(), ALGOS) == {"rf": "rf_tiny_v1", "lr": "lr_tiny_v1"}
     with pytest.raises(DataError, match="rerun evaluate"):
-        plot.model_ids("tiny", board(), ("rf", "lr", "xgb"))
+        report.model_ids("tiny", board(), ("rf", "lr", "xgb"))
     stale = {k: v for k, v in board().items() if k != "models"}  # written before "models"
     with pytest.raises(DataError, match="has no 'models': rerun evaluate"):
-        plot.model_ids("tiny", stale, ALGOS)
+        report.model_ids("tiny", stale, ALGOS)
 
 
 # --- the stage --------------------------------------------------------------------------
@@ -363,6 +491,12 @@ def test_stage_writes_every_figure_and_the_report_byte_identically(tmp_path: Pat
     page = layout.report.read_text(encoding="utf-8")
     assert page.count("data:image/png;base64,") == len(expected)
     assert 'id="tiny-loss"' not in page
+    assert_self_contained(page)
+    for topic in expected:  # every figure with its caption, in TOPICS order
+        assert f'<figure id="tiny-{topic}">' in page
+    positions = [page.index(f'<figure id="tiny-{topic}">') for topic in expected]
+    assert positions == sorted(positions)
+    assert "the positive class is &#39;yes&#39;" in page  # caption filled from params
 
 
 def test_stage_writes_the_loss_figure_when_a_model_has_loss_data(tmp_path: Path) -> None:
@@ -392,3 +526,36 @@ def test_stage_missing_input_is_a_one_line_error(tmp_path: Path, capsys) -> None
     assert plot.main(argv) == 2
     assert "leaderboard" in capsys.readouterr().err
     assert not layout.report.exists()
+
+
+def test_stage_refuses_test_metrics_without_roc_auc(tmp_path: Path, capsys) -> None:
+    layout = write_project(tmp_path)
+    path = layout.test_metrics("tiny", "rf")
+    stale = {k: v for k, v in metrics_of().items() if k != "roc_auc"}
+    path.write_text(json.dumps(stale), encoding="utf-8")
+    argv = ["--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)]
+    assert plot.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "test metrics of tiny-rf have no 'roc_auc': rerun evaluate" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not layout.report.exists() and not layout.figures_dir.exists()
+
+
+def test_stage_refuses_plot_data_without_its_columns(tmp_path: Path, capsys) -> None:
+    layout = write_project(tmp_path)
+    path = layout.plot_data("calibration", "tiny", "lr", SNAPSHOT)
+    calibration_curve().drop(columns="fraction_positive").to_csv(path, index=False)
+    argv = ["--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)]
+    assert plot.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "calibration data of tiny-lr has no column 'fraction_positive': rerun evaluate" in err
+    assert not layout.report.exists()
+
+
+def test_importing_the_stage_loads_no_plotting_templating_or_params_library() -> None:
+    code = "import json, sys, stages.plot\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    loaded = {name.split(".")[0] for name in json.loads(out.splitlines()[-1])}
+    assert not loaded & {"pandas", "numpy", "matplotlib", "jinja2", "pydantic", "yaml"}

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from stages import ingest, split
-from stages.common import DATA_NAME_RE, Layout, read_csv
-from stages.errors import DataError
-from stages.params import SplitParams
 from stages.split import split_data
-from tests.unit.conftest import SNAPSHOT, cli, make_frame
+from tabml.errors import DataError
+from tabml.files import read_csv
+from tabml.layout import Layout
+from tabml.params import SplitParams
+from tests.naming import DATA_NAME_RE
+from tests.unit.conftest import SNAPSHOT, cli, make_frame, revalidated
 
 
 @pytest.fixture
@@ -78,10 +78,33 @@ def test_rows_with_missing_target_dropped(imbalanced, spec, caplog):
 def test_int_target_split_stratified(spec):
     frame = pd.DataFrame({"x": range(40), "y": [1] * 10 + [0] * 30})
 
-    train, test = split_data(frame, dataclasses.replace(spec, positive_class="1"), SplitParams())
+    train, test = split_data(frame, revalidated(spec, positive_class="1"), SplitParams())
 
     assert (len(train), len(test)) == (30, 10)
     assert abs(int(test["y"].sum()) - 2.5) <= 1
+
+
+def test_rows_with_blank_target_dropped_like_missing(imbalanced, spec, caplog):
+    """Blank text is a missing label (tabml.schema.text), as check_raw in ingest counts it."""
+    imbalanced["y"] = imbalanced["y"].astype(object)
+    imbalanced.loc[[0, 10], "y"] = ["", "   "]
+    imbalanced.loc[20, "y"] = np.nan
+
+    with caplog.at_level("WARNING", logger="stages.split"):
+        train, test = split_data(imbalanced, spec, SplitParams(test_size=0.25))
+
+    assert len(train) + len(test) == 57
+    assert set(train["y"]) | set(test["y"]) == {"yes", "no"}
+    assert "dropped 3 rows with a missing target 'y'" in caplog.text
+
+
+def test_float_read_int_target_split_stratified(spec):
+    frame = pd.DataFrame({"x": range(41), "y": [1.0] * 10 + [0.0] * 30 + [np.nan]})
+
+    train, test = split_data(frame, revalidated(spec, positive_class="1"), SplitParams())
+
+    assert len(train) + len(test) == 40
+    assert int(train["y"].sum()) + int(test["y"].sum()) == 10
 
 
 @pytest.mark.parametrize(

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import dataclasses
 import pickle
 
+import joblib
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn.pipeline import Pipeline
 
 from stages import featurize as featurize_stage
 from stages import ingest, split, train
-from stages.common import Layout, read_json, read_pickle
-from stages.errors import DataError
-from stages.model import TrainedModel
-from stages.params import LRParams, RFParams, XGBParams
 from stages.train import build_estimator, fit_estimator, training_metrics
-from tests.unit.conftest import SNAPSHOT, cli
+from tabml.artifact import library_versions, read_model
+from tabml.errors import DataError
+from tabml.features import load_features
+from tabml.files import md5_file, read_json
+from tabml.layout import Layout
+from tabml.params import LRParams, RFParams, XGBParams
+from tests.naming import MODEL_NAME_RE
+from tests.unit.conftest import SNAPSHOT, cli, make_frame, make_project, revalidated
 
 SMALL = {
     "rf": RFParams(n_estimators=20, max_depth=6, n_jobs=1, seed=0),
@@ -46,7 +51,7 @@ def test_non_boosted_algorithms_return_no_curves(algo, separable):
 
 def test_xgb_returns_per_round_curves_and_drops_callbacks(separable):
     X, y = separable(200, 0)
-    params = dataclasses.replace(SMALL["xgb"], early_stopping_rounds=None)
+    params = revalidated(SMALL["xgb"], early_stopping_rounds=None)
 
     estimator, curves = fit_estimator("xgb", params, X, y)
 
@@ -61,7 +66,7 @@ def test_xgb_returns_per_round_curves_and_drops_callbacks(separable):
 
 def test_xgb_early_stopping_keeps_curves_aligned(separable):
     X, y = separable(200, 0)
-    params = dataclasses.replace(SMALL["xgb"], n_estimators=200, early_stopping_rounds=3)
+    params = revalidated(SMALL["xgb"], n_estimators=200, early_stopping_rounds=3)
 
     estimator, curves = fit_estimator("xgb", params, X, y)
 
@@ -80,7 +85,7 @@ def test_xgb_validation_uses_a_held_out_fraction(separable, monkeypatch):
         return original_fit(self, X_fit, y_fit, eval_set=eval_set, **kwargs)
 
     monkeypatch.setattr(type(estimator), "fit", spy)
-    fit_estimator("xgb", dataclasses.replace(SMALL["xgb"], validation_fraction=0.25), X, y)
+    fit_estimator("xgb", revalidated(SMALL["xgb"], validation_fraction=0.25), X, y)
 
     assert seen == {"fit": 150, "valid": 50}
 
@@ -188,20 +193,72 @@ def test_main_writes_model_predicting_raw_rows(project, frame):
     code = train.main([*argv, "--algo", "lr"])
 
     layout = Layout(project)
-    model = read_pickle(layout.model("lr", "tiny", 1))
     assert code == 0
-    assert isinstance(model, TrainedModel)
-    assert (model.model_id, model.classes, model.snapshot) == (
+    assert sorted(p.name for p in layout.models_dir.iterdir()) == [
+        "lr_tiny_v1.json",
+        "lr_tiny_v1.pkl",
+    ]
+    assert all(MODEL_NAME_RE.match(p.name) for p in layout.models_dir.iterdir())
+    assert isinstance(joblib.load(layout.model("lr", "tiny", 1)), Pipeline)
+    model = read_model(layout, "lr", "tiny", 1)
+    assert (model.model_id, model.classes, model.card.data.snapshot) == (
         "lr_tiny_v1",
         ("no", "yes"),
         SNAPSHOT,
     )
-    assert set(model.params) == {"dataset", "featurize", "split", "lr"}
+    assert set(model.card.params) == {"dataset", "featurize", "split", "lr"}
     predictions = model.predict(frame.drop(columns="y"))
     assert np.mean(np.array(predictions) == frame["y"].to_numpy()) > 0.9
     metrics = read_json(layout.train_metrics_dir("tiny", "lr") / "metrics.json")
-    assert metrics == model.train_metrics
+    assert metrics == model.card.train_metrics
     assert metrics["n_train"] == 30
+    features, _ = load_features(layout, "tiny", SNAPSHOT)
+    assert model.card.columns == features.columns
+    assert model.card.check.rows == features.check_rows
+
+
+def test_main_pipeline_is_the_featurize_transformer_then_the_estimator(trained_project):
+    layout = Layout(trained_project)
+    _, transformer = load_features(layout, "tiny", SNAPSHOT)
+    processed = pd.read_csv(layout.processed("tiny", "train", SNAPSHOT))
+
+    pipeline = joblib.load(layout.model("lr", "tiny", 1))
+
+    preprocess, estimator = pipeline.named_steps["preprocess"], pipeline.named_steps["model"]
+    assert type(estimator).__name__ == "LogisticRegression"
+    assert list(preprocess.get_feature_names_out()) == list(transformer.get_feature_names_out())
+    X = processed.iloc[:, :-1].to_numpy(dtype="float64")
+    card = read_model(layout, "lr", "tiny", 1).card
+    assert training_metrics(estimator, X, processed["y"].to_numpy()) == card.train_metrics
+
+
+def test_main_is_reproducible(trained):
+    layout = Layout(trained)
+    before = {p.name: md5_file(p) for p in layout.models_dir.iterdir()}
+
+    assert train.main([*cli(trained, dataset="tiny"), "--algo", "rf"]) == 0
+    assert train.main([*cli(trained, dataset="tiny"), "--algo", "lr"]) == 0
+
+    assert {p.name: md5_file(p) for p in layout.models_dir.iterdir()} == before
+
+
+def test_main_xgb_records_its_history_and_xgboost_version(tmp_path):
+    root = make_project(tmp_path / "xgb", make_frame(), ("xgb",))
+    layout = Layout(root)
+
+    model = read_model(layout, "xgb", "tiny", 1)
+
+    card = model.card
+    assert set(card.history) == {"train", "valid"}
+    assert len(card.history["train"]) == len(card.history["valid"]) == 30  # n_estimators
+    assert card.libraries == library_versions("xgb") and "xgboost" in card.libraries
+    assert card.params["xgb"]["n_estimators"] == 30
+    assert {"best_iteration", "valid_log_loss"} <= set(card.train_metrics)
+    assert card.train_metrics["valid_log_loss"] == min(card.history["valid"])
+    assert model.estimator.get_params()["callbacks"] is None
+    dvclive = layout.train_metrics_dir("tiny", "xgb")
+    assert (dvclive / "metrics.json").is_file()
+    assert len((dvclive / "plots/metrics/valid/logloss.tsv").read_text().splitlines()) == 31
 
 
 def test_main_algo_not_in_train_algos_returns_2(project, capsys):
@@ -210,3 +267,56 @@ def test_main_algo_not_in_train_algos_returns_2(project, capsys):
     assert code == 2
     assert "error: unknown algorithm 'rf': train.algos allows lr" in capsys.readouterr().err
     assert not (project / "models").exists()
+
+
+def test_main_without_featurize_returns_2(project, capsys):
+    code = train.main([*cli(project, dataset="tiny"), "--algo", "lr"])
+
+    assert code == 2
+    assert "does not exist: run the stage that writes it first" in capsys.readouterr().err
+
+
+def test_main_refuses_processed_data_of_another_transformer(trained, capsys):
+    layout = Layout(trained)
+    path = layout.processed("tiny", "train", SNAPSHOT)
+    frame = pd.read_csv(path)
+    frame.drop(columns=frame.columns[0]).to_csv(path, index=False)
+    before = md5_file(layout.model("lr", "tiny", 1))
+
+    code = train.main([*cli(trained, dataset="tiny"), "--algo", "lr"])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error: processed train data of 'tiny' does not match its transformer" in err
+    assert md5_file(layout.model("lr", "tiny", 1)) == before
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"dataset": "tiny"}',  # valid JSON of another shape (an older featurize)
+        "{",  # damaged
+    ],
+)
+def test_main_refuses_a_damaged_feature_spec_in_one_line(trained, capsys, text):
+    """The features JSON is an intermediate file: if it cannot be used the stage says so in
+    one line and exits 2, like any other unusable input (tabml.errors.DataError)."""
+    layout = Layout(trained)
+    layout.processed("tiny", "features", SNAPSHOT, "json").write_text(text, encoding="utf-8")
+
+    code = train.main([*cli(trained, dataset="tiny"), "--algo", "lr"])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+    assert "features_processed" in err
+
+
+def test_card_params_are_what_the_model_was_trained_with(trained_project):
+    layout = Layout(trained_project)
+
+    card = read_model(layout, "rf", "tiny", 1).card
+
+    assert card.params["rf"]["n_estimators"] == 20
+    assert card.params["split"] == {"test_size": 0.25, "seed": 42}
+    assert read_model(layout, "rf", "tiny", 1).estimator.get_params()["n_estimators"] == 20

@@ -1,8 +1,9 @@
 """The models a server holds, loaded once from the files the pipeline wrote.
 
 What is served is what ``params.yaml`` declares: one model per dataset and algorithm at
-``train.model_version``, at the path ``stages.common.Layout`` gives. A request only ever names
-a model id, which is looked up in a dict: no request text becomes a path, and nothing a
+``train.model_version``, at the paths ``tabml.layout.Layout`` gives, each loaded only when
+``dvc.lock`` vouches for its md5 (:func:`tabml.artifact.load_vouched`). A request only ever
+names a model id, which is looked up in a dict: no request text becomes a path, and nothing a
 request sends is unpickled. The champion of a dataset is the leaderboard's ``best_model``.
 
 A :class:`Registry` is immutable; reloading builds a new one and swaps it in whole, so a
@@ -15,41 +16,32 @@ import csv
 import json
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from serving.errors import InputError, NotFoundError, UnavailableError
-from serving.settings import Settings
-from stages.common import MODEL_ID_PATTERN, Layout
-from stages.errors import PipelineError
-from stages.params import NAME_RE, Params, load_params
+from tabml.errors import PipelineError
+from tabml.layout import ID_FORMAT, Layout, is_name, model_id, parse_model_id
+from tabml.serving.errors import InputError, NotFoundError, UnavailableError
+from tabml.serving.settings import Settings
 
 if TYPE_CHECKING:
-    from serving.scoring import Predictor
-    from stages.model import TrainedModel
+    from tabml.model import Model
+    from tabml.params import Params
+    from tabml.serving.scoring import Predictor
 
-log = logging.getLogger("serving.registry")
+log = logging.getLogger("tabml.serving.registry")
 
-# The model file name rule of stages.common, used with fullmatch (no trailing newline).
-MODEL_ID_RE = re.compile(MODEL_ID_PATTERN)
-ID_FORMAT = "<algo>_<dataset>_v<N>, e.g. xgb_credit_v1"
-RELATIVE = Layout(Path("."))  # paths as shown to clients: relative to the repository root
-
-
-def is_model_id(text: object) -> bool:
-    return isinstance(text, str) and MODEL_ID_RE.fullmatch(text) is not None
+RELATIVE = Layout(Path("."))  # paths as shown to clients: relative to the project root
 
 
 @dataclass(frozen=True)
 class ServedModel:
     """A loaded model with what the API says about it."""
 
-    model: TrainedModel
+    model: Model
     predictor: Predictor
-    file: str
     test_metrics: dict[str, Any] | None
     champion: bool
 
@@ -58,29 +50,30 @@ class ServedModel:
         return self.model.model_id
 
     def summary(self) -> dict[str, Any]:
-        m = self.model
+        card = self.model.card
         return {
-            "model_id": m.model_id,
-            "algo": m.algo,
-            "dataset": m.dataset,
-            "version": m.version,
-            "snapshot": m.snapshot,
+            "model_id": card.model_id,
+            "algo": card.algo,
+            "dataset": card.dataset,
+            "version": card.version,
+            "snapshot": card.data.snapshot,
             "champion": self.champion,
-            "target": m.target,
-            "classes": list(m.classes),
+            "target": card.target,
+            "classes": list(card.classes),
             "test_metrics": self.test_metrics,
-            "train_metrics": _finite(m.train_metrics),
-            "file": self.file,
+            "train_metrics": _finite(card.train_metrics),
+            "file": str(RELATIVE.model(card.algo, card.dataset, card.version)),
+            "card": str(RELATIVE.card(card.algo, card.dataset, card.version)),
             "fast_path": self.predictor.compiled is not None,
         }
 
     def schema(self) -> dict[str, Any]:
-        m = self.model
+        card = self.model.card
         return {
-            "model_id": m.model_id,
-            "dataset": m.dataset,
-            "target": m.target,
-            "classes": list(m.classes),
+            "model_id": card.model_id,
+            "dataset": card.dataset,
+            "target": card.target,
+            "classes": list(card.classes),
             "columns": [
                 {
                     "name": c.name,
@@ -89,7 +82,7 @@ class ServedModel:
                     "categories": list(c.categories) if c.kind == "categorical" else None,
                     "nullable": True,
                 }
-                for c in m.schema
+                for c in card.columns
             ],
             "extra_columns": "ignored",
         }
@@ -112,7 +105,7 @@ class Registry:
         """The model with this id; the error never repeats text that is not a model id."""
         if not self.models:
             raise UnavailableError("no model is loaded: run the pipeline, then POST /reload")
-        if not is_model_id(model_id):
+        if parse_model_id(model_id) is None:
             raise NotFoundError(
                 f"unknown model id: ids look like {ID_FORMAT}; GET /models lists them"
             )
@@ -128,7 +121,7 @@ class Registry:
             raise InputError("give a model_id, or a dataset to use its champion model")
         if not self.models:
             raise UnavailableError("no model is loaded: run the pipeline, then POST /reload")
-        if not (isinstance(dataset, str) and NAME_RE.fullmatch(dataset)) or (
+        if not is_name(dataset) or (
             self.params is not None and dataset not in self.params.datasets
         ):
             known = ", ".join(self.params.datasets) if self.params else ""
@@ -142,12 +135,12 @@ class Registry:
 
     def default_model(self) -> ServedModel | None:
         """The champion of the first dataset in params, else any model: for doc examples."""
-        for model_id in self.champions.values():
-            return self.models[model_id]
+        for champion in self.champions.values():
+            return self.models[champion]
         return next(iter(self.models.values()), None)
 
 
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     """A pipeline JSON, or None; NaN and infinities (json.dumps writes them) become null,
     since strict JSON responses cannot carry them."""
     try:
@@ -162,17 +155,11 @@ def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def load_model(path: Path, expected_id: str) -> TrainedModel:
-    """Unpickle a model file the pipeline wrote (never one a client sent) and check it."""
-    from stages.common import read_pickle
-    from stages.model import TrainedModel
-
-    model = read_pickle(path)
-    if not isinstance(model, TrainedModel):
-        raise PipelineError(f"{path.name} does not hold a stages.model.TrainedModel")
-    if model.model_id != expected_id:
-        raise PipelineError(f"{path.name} holds model {model.model_id!r}, not {expected_id!r}")
-    return model
+def champion_id(layout: Layout, dataset: str) -> str | None:
+    """The leaderboard's best model of ``dataset``, if there is a readable, well-formed one."""
+    board = read_json(layout.leaderboard(dataset))
+    best = board.get("best_model") if isinstance(board, dict) else None
+    return best if parse_model_id(best) is not None else None
 
 
 def csv_shape(path: Path, sep: str = ",") -> tuple[int, int] | None:
@@ -220,38 +207,16 @@ def dataset_info(params: Params, root: Path) -> list[dict[str, Any]]:
     return out
 
 
-def example_row(model: TrainedModel, root: Path) -> dict[str, Any]:
-    """A row that validates, for the API docs: the raw CSV's first row, or one from the schema."""
-    from serving.scoring import batch_from_records
-
-    raw = Layout(root).raw(model.dataset, model.snapshot)
-    if raw.exists():
-        import pandas as pd
-
-        sep = model.params.get("dataset", {}).get("sep", ",")
-        try:
-            first = pd.read_csv(raw, sep=sep, nrows=1, low_memory=False).iloc[0]
-            row = {}
-            for spec in model.schema:
-                value = first[spec.name]
-                if pd.isna(value):
-                    value = None
-                elif hasattr(value, "item"):  # numpy scalar -> plain Python for JSON
-                    value = value.item()
-                row[spec.name] = value
-            batch_from_records([row], model.schema)
-            return row
-        except Exception as exc:  # examples must work: fall back to a row built from the schema
-            log.info("no example row from %s (%s); building one", raw.name, exc)
-    return {
-        c.name: (c.categories[0] if c.categories else None) if c.kind == "categorical" else 0
-        for c in model.schema
-    }
+def example_row(model: Model) -> dict[str, Any]:
+    """A row that validates, for the API docs: the card's first check row (typical values)."""
+    return dict(model.card.check.rows[0])
 
 
 def load_registry(settings: Settings) -> Registry:
-    """Load every model params declares; problems are collected, never raised."""
-    from serving.scoring import Predictor
+    """Load every model params declares; problems are collected and logged, never raised."""
+    from tabml.artifact import load_vouched, lock_md5s
+    from tabml.params import load_params
+    from tabml.serving.scoring import Predictor
 
     started = time.perf_counter()
     problems: list[str] = []
@@ -261,37 +226,35 @@ def load_registry(settings: Settings) -> Registry:
         log.error("cannot load params: %s", exc)
         return Registry(problems=[str(exc)])
     layout = Layout(settings.root)
+    lock = lock_md5s(settings.root)
     version = params.train.model_version
     models: dict[str, ServedModel] = {}
     champions: dict[str, str] = {}
     for name in params.datasets:
-        board = _read_json(layout.leaderboard(name)) or {}
-        best = board.get("best_model") if isinstance(board, dict) else None
+        best = champion_id(layout, name)
         if best is None:
             problems.append(f"{RELATIVE.leaderboard(name)} is missing: no champion for {name!r}")
         for algo in params.train.algos:
-            path = layout.model(algo, name, version)
-            model_id = f"{algo}_{name}_v{version}"
-            rel = str(RELATIVE.model(algo, name, version))
-            if not path.exists():
-                problems.append(f"{rel} is missing: run the pipeline (make repro)")
-                continue
+            served_id = model_id(algo, name, version)
             try:
-                model = load_model(path, model_id)
-            except Exception as exc:  # a corrupt or foreign file must not stop the others
-                log.error("cannot load %s: %s", rel, exc)
-                problems.append(f"{rel} cannot be loaded: {type(exc).__name__}")
+                model = load_vouched(settings.root, algo, name, version, lock)
+            except PipelineError as exc:  # not vouched for, missing, stale, not a model
+                problems.append(" ".join(str(exc).split()))
                 continue
-            metrics = _read_json(layout.test_metrics(name, algo))
-            models[model_id] = ServedModel(
+            except Exception as exc:  # a damaged file must not stop the others
+                problems.append(
+                    f"{RELATIVE.model(algo, name, version)} cannot be loaded: {type(exc).__name__}"
+                )
+                continue
+            metrics = read_json(layout.test_metrics(name, algo))
+            models[served_id] = ServedModel(
                 model=model,
                 predictor=Predictor(model, fast_path=settings.fast_path),
-                file=rel,
                 test_metrics=metrics if isinstance(metrics, dict) else None,
-                champion=model_id == best,
+                champion=served_id == best,
             )
-            if model_id == best:
-                champions[name] = model_id
+            if served_id == best:
+                champions[name] = served_id
         if best is not None and name not in champions:
             problems.append(f"champion {best!r} of {name!r} is not loaded")
     for problem in problems:
@@ -306,7 +269,7 @@ def load_registry(settings: Settings) -> Registry:
     )
     default = registry.default_model()
     if default is not None:
-        registry = replace(registry, example_row=example_row(default.model, settings.root))
+        registry = replace(registry, example_row=example_row(default.model))
     log.info(
         "loaded %d models in %.1f s: %s (fast path: %s)",
         len(models),

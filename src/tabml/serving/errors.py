@@ -1,6 +1,6 @@
 """Errors a client (or a CLI user) can fix, each with the HTTP status the API answers with.
 
-Input that does not match a model's schema raises ``stages.errors.SchemaError`` (422), the
+Input that does not match a model's schema raises ``tabml.errors.SchemaError`` (422), the
 pipeline's own error, so the API and the stages word schema problems the same way.
 """
 

@@ -2,7 +2,7 @@
 
 
 class PipelineError(Exception):
-    """Base for every error caused by params or data rather than by a bug."""
+    """Base for every error caused by params, data or files rather than by a bug."""
 
 
 class ParamsError(PipelineError):
@@ -15,3 +15,7 @@ class DataError(PipelineError):
 
 class SchemaError(DataError):
     """Rows handed to a model do not match the schema it was trained on."""
+
+
+class ModelFileError(PipelineError):
+    """A model file or its card cannot be trusted or used (not vouched for, damaged, stale)."""

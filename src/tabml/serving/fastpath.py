@@ -3,14 +3,15 @@
 Why: on one row, the sklearn path costs about 9 ms in pandas and ColumnTransformer overhead
 (``conform`` plus ``transform``), and a random forest's ``predict_proba`` about 13 ms more of
 joblib dispatch per call even with ``n_jobs=1`` (300 trees); the arithmetic itself takes
-microseconds. So we read the fitted parameters that ``stages.featurize`` and ``stages.train``
-produce (imputer statistics, missing-indicator columns, scaler moments, one-hot categories,
-the trees) and apply the very same operations with numpy.
+microseconds. So we read the fitted parameters of the pipeline that
+``tabml.features.build_transformer`` builds (imputer statistics, missing-indicator columns,
+scaler moments, one-hot categories, the trees) and apply the very same operations with numpy.
 
 Safety: :func:`compile_model` only accepts the exact pipeline shape featurize builds, and the
 result is used only after :func:`verify` found it reproduces ``pipeline.predict_proba`` bit for
 bit on probe rows; anything else (another shape, another sklearn version that computes
-differently) silently falls back to the sklearn pipeline, which is always correct, only slower.
+differently) falls back to the sklearn pipeline, which is always correct, only slower: a
+WARNING in the log and ``fast_path: false`` in ``GET /models`` say so.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tabml.schema import Batch
+
 if TYPE_CHECKING:
     import numpy as np
 
-    from stages.model import ColumnSpec, TrainedModel
+    from tabml.model import Model
+    from tabml.schema import ColumnSpec
 
-log = logging.getLogger("serving.fastpath")
+log = logging.getLogger("tabml.serving.fastpath")
 
 UNSEEN_PROBE = "\x00unseen"  # a category no model has seen: encodes as all zeros
 
@@ -80,7 +84,7 @@ class CategoricalBlock:
 
 @dataclass(frozen=True)
 class CompiledModel:
-    """Features and probabilities of a TrainedModel without pandas or per-call validation."""
+    """Features and probabilities of a model's pipeline without pandas."""
 
     blocks: tuple[NumericBlock | CategoricalBlock, ...]
     n_features: int
@@ -90,11 +94,11 @@ class CompiledModel:
     def numeric_columns(self) -> tuple[str, ...]:
         return tuple(c for b in self.blocks if isinstance(b, NumericBlock) for c in b.columns)
 
-    def features(
-        self, numeric: dict[str, np.ndarray], categorical: dict[str, list[Any]], n_rows: int
-    ) -> np.ndarray:
+    def features(self, batch: Batch) -> np.ndarray:
+        """The fitted transformer's output for validated rows."""
         import numpy as np
 
+        numeric, categorical, n_rows = batch.numeric, batch.categorical, batch.n_rows
         parts = []
         for block in self.blocks:
             if isinstance(block, NumericBlock):
@@ -106,10 +110,8 @@ class CompiledModel:
                 parts.append(block.apply([categorical[c] for c in block.columns], n_rows))
         return np.hstack(parts) if len(parts) > 1 else parts[0]
 
-    def predict_proba(
-        self, numeric: dict[str, np.ndarray], categorical: dict[str, list[Any]], n_rows: int
-    ) -> np.ndarray:
-        return self.proba(self.features(numeric, categorical, n_rows))
+    def predict_proba(self, batch: Batch) -> np.ndarray:
+        return self.proba(self.features(batch))
 
 
 class _Unsupported(Exception):
@@ -209,7 +211,7 @@ def _estimator_proba(estimator: Any) -> Callable[[np.ndarray], np.ndarray]:
     return estimator.predict_proba  # xgb, lr: already microseconds on a numpy array
 
 
-def compile_model(model: TrainedModel) -> CompiledModel:
+def compile_model(model: Model) -> CompiledModel:
     """The numpy replica of ``model.pipeline``; raises ``_Unsupported`` for other shapes."""
     from sklearn.compose import ColumnTransformer
 
@@ -239,14 +241,14 @@ def compile_model(model: TrainedModel) -> CompiledModel:
         len(b.columns) + len(b.indicator) if isinstance(b, NumericBlock) else b.width
         for b in blocks
     )
-    if model.feature_names and n_features != len(model.feature_names):
+    if n_features != len(model.card.feature_names):
         raise _Unsupported("feature count differs from the model's feature names")
     return CompiledModel(tuple(blocks), n_features, _estimator_proba(estimator))
 
 
-def probe_columns(
+def probe_batch(
     schema: list[ColumnSpec], model: CompiledModel | None = None, n_rows: int = 64, seed: int = 0
-) -> tuple[dict[str, np.ndarray], dict[str, list[Any]]]:
+) -> Batch:
     """Deterministic rows that exercise every category, missing values and spread numbers."""
     import numpy as np
 
@@ -273,38 +275,45 @@ def probe_columns(
             values_list = [pool[i % len(pool)] for i in range(n_rows)]
             rng.shuffle(values_list)
             categorical[spec.name] = values_list
-    return numeric, categorical
+    return Batch(n_rows, numeric, categorical)
 
 
-def verify(model: TrainedModel, compiled: CompiledModel, frame_of: Callable[..., Any]) -> bool:
+def verify(model: Model, compiled: CompiledModel) -> bool:
     """True if ``compiled`` gives exactly the probabilities of ``model.pipeline`` on probes.
 
-    ``frame_of(numeric, categorical, n_rows)`` builds the DataFrame the sklearn path is fed.
+    Each batch size is compared with the pipeline on the same rows: a matrix product of one
+    row may round differently from the same row inside a larger product (BLAS kernels).
     """
     import numpy as np
 
-    n_rows = 64
-    numeric, categorical = probe_columns(model.schema, compiled, n_rows)
-    expected = model.pipeline.predict_proba(frame_of(numeric, categorical, n_rows))
+    probes = probe_batch(model.schema, compiled)
     for rows in (slice(None), slice(0, 1)):  # one row takes other code paths in some libraries
-        sub_num = {k: v[rows] for k, v in numeric.items()}
-        sub_cat = {k: v[rows] for k, v in categorical.items()}
-        got = compiled.predict_proba(sub_num, sub_cat, len(expected[rows]))
-        if got.shape != expected[rows].shape or not np.array_equal(got, expected[rows]):
+        batch = Batch(
+            len(range(probes.n_rows)[rows]),
+            {k: v[rows] for k, v in probes.numeric.items()},
+            {k: v[rows] for k, v in probes.categorical.items()},
+        )
+        expected = model.pipeline.predict_proba(batch.frame(model.schema))
+        got = compiled.predict_proba(batch)
+        if got.shape != expected.shape or not np.array_equal(got, expected):
             return False
     return True
 
 
-def try_compile(model: TrainedModel, frame_of: Callable[..., Any]) -> CompiledModel | None:
-    """The verified fast path for ``model``, or None (logged) when the sklearn path must serve."""
+def try_compile(model: Model) -> CompiledModel | None:
+    """The verified fast path for ``model``, or None when the sklearn pipeline must serve
+    (a WARNING says why: single-row latency is then several times higher)."""
     try:
         compiled = compile_model(model)
     except _Unsupported as exc:
-        log.info("%s: no fast path (%s); using the sklearn pipeline", model.model_id, exc)
-        return None
-    if not verify(model, compiled, frame_of):
         log.warning(
-            "%s: fast path differs from the sklearn pipeline on probe rows; using the pipeline",
+            "%s: no fast path (%s); serving it through the sklearn pipeline", model.model_id, exc
+        )
+        return None
+    if not verify(model, compiled):
+        log.warning(
+            "%s: fast path differs from the sklearn pipeline on probe rows; serving it through "
+            "the sklearn pipeline",
             model.model_id,
         )
         return None

@@ -1,0 +1,139 @@
+"""What featurize hands to train: the fitted transformer and a typed description of it.
+
+``data/processed/<dataset>/`` holds, besides the processed train and test data:
+
+- ``<dataset>-transformer_processed_<date>.pkl``: the fitted scikit-learn ColumnTransformer,
+  nothing else (library objects only);
+- ``<dataset>-features_processed_<date>.json``: :class:`FeatureSpec`, the raw input schema,
+  the feature names, the target and its classes, where the rows came from, and a few check
+  rows every model of the dataset is scored on when it is saved and again when it is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from tabml.errors import DataError
+from tabml.files import json_text, read_json, read_pickle, write_pickle, write_text
+from tabml.layout import Layout
+from tabml.schema import ColumnSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+
+    from tabml.params import FeaturizeParams
+
+CHECK_ROWS = 8
+
+
+class DataInfo(BaseModel):
+    """The rows a transformer (and every model after it) was fitted on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    snapshot: str
+    train_file: str  # relative to the repository root
+    train_md5: str
+    train_rows: int
+
+
+class FeatureSpec(BaseModel):
+    """The typed featurize -> train hand-off (the fitted transformer travels beside it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str
+    columns: list[ColumnSpec]  # the raw input schema
+    feature_names: list[str]
+    target: str
+    classes: tuple[str, str]  # (negative, positive): column order of predict_proba
+    data: DataInfo
+    check_rows: list[dict[str, Any]]
+
+
+def build_transformer(schema: list[ColumnSpec], params: FeaturizeParams) -> ColumnTransformer:
+    """Imputation and scaling for numbers, imputation and one-hot encoding for categories."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = [c.name for c in schema if c.kind == "numeric"]
+    categorical = [c.name for c in schema if c.kind == "categorical"]
+    parts: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        steps: list[tuple[str, Any]] = [
+            ("impute", SimpleImputer(strategy=params.numeric_imputer, add_indicator=True))
+        ]
+        if params.scale_numeric:
+            steps.append(("scale", StandardScaler()))
+        parts.append(("num", Pipeline(steps), numeric))
+    if categorical:
+        rare = params.min_category_frequency > 1
+        encoder = OneHotEncoder(
+            handle_unknown="infrequent_if_exist" if rare else "ignore",
+            min_frequency=params.min_category_frequency if rare else None,
+            sparse_output=False,
+        )
+        impute = (
+            SimpleImputer(strategy="constant", fill_value="missing")
+            if params.categorical_imputer == "constant"
+            else SimpleImputer(strategy="most_frequent")
+        )
+        parts.append(("cat", Pipeline([("impute", impute), ("onehot", encoder)]), categorical))
+    return ColumnTransformer(parts, remainder="drop")
+
+
+def check_rows(inputs: pd.DataFrame, schema: list[ColumnSpec], n: int = CHECK_ROWS) -> list[dict]:
+    """Deterministic rows spanning the train split: per numeric column ``n - 1`` quantiles
+    from minimum to maximum, categories in turn, and a missing value, rotated so that each
+    row mixes them. Summaries, not rows of the data."""
+    import numpy as np
+
+    rows: list[dict[str, Any]] = [{} for _ in range(n)]
+    for j, spec in enumerate(schema):
+        if spec.kind == "numeric":
+            present = inputs[spec.name].dropna().to_numpy(dtype="float64")
+            pool = np.quantile(present, np.linspace(0, 1, n - 1), method="lower").tolist()
+        else:
+            pool = list(spec.categories)
+        for i in range(n):
+            slot = (i + j) % n  # the last slot is the column's one missing value
+            rows[i][spec.name] = None if slot == n - 1 else pool[slot % len(pool)]
+    return rows
+
+
+def save_features(layout: Layout, root: Path, spec: FeatureSpec, transformer: Any) -> None:
+    """Write the pair into ``root`` (featurize builds its output directory there)."""
+    date = spec.data.snapshot
+    write_pickle(
+        root / layout.processed(spec.dataset, "transformer", date, "pkl").name, transformer
+    )
+    text = json_text(spec.model_dump(mode="json"))
+    write_text(root / layout.processed(spec.dataset, "features", date, "json").name, text)
+
+
+def first_error(exc: ValidationError) -> str:
+    """pydantic's first complaint about a file, on one line: where, and what."""
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in error["loc"])
+    return f"{where}: {error['msg']}" if where else error["msg"]
+
+
+def load_features(layout: Layout, dataset: str, date: str) -> tuple[FeatureSpec, Any]:
+    """The pair featurize wrote for ``dataset``: (spec, fitted transformer)."""
+    path = layout.processed(dataset, "features", date, "json")
+    if not path.exists():
+        read_json(path)  # raises the usual "does not exist: run the stage that writes it"
+    try:
+        spec = FeatureSpec.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        raise DataError(
+            f"{path} is not a feature spec ({first_error(exc)}): rerun featurize"
+        ) from None
+    transformer = read_pickle(layout.processed(dataset, "transformer", date, "pkl"))
+    return spec, transformer

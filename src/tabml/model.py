@@ -1,0 +1,121 @@
+"""A loaded model: the scikit-learn pipeline from the model file plus its card.
+
+Every prediction, in the pipeline and in serving, goes the same way: :func:`tabml.schema.
+validate` the raw rows, compute the features, check they are numbers the estimator can use
+(:meth:`Model.check_features`), then the estimator's probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tabml.errors import SchemaError
+from tabml.schema import FLOAT_LIMIT, Batch, ColumnSpec, validate
+from tabml.target import labels
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from tabml.artifact import ModelCard
+
+
+def single_threaded(pipeline: Any) -> None:
+    """n_jobs=1 on the estimator: same numbers on any thread, and deterministic for forests
+    (with threads, sklearn sums the trees in completion order)."""
+    estimator = pipeline.steps[-1][1]
+    if "n_jobs" in estimator.get_params(deep=False):
+        estimator.set_params(n_jobs=1)
+
+
+@dataclass
+class Model:
+    """One model: ``pipeline`` maps validated raw rows to class probabilities."""
+
+    pipeline: Any  # sklearn Pipeline: ("preprocess", ColumnTransformer), ("model", estimator)
+    card: ModelCard
+    # feature index -> raw numeric column, for the features that carry a scaled value
+    _scaled: dict[int, str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        index = {name: i for i, name in enumerate(self.card.feature_names)}
+        self._scaled = {
+            index[f"num__{c.name}"]: c.name
+            for c in self.card.columns
+            if c.kind == "numeric" and f"num__{c.name}" in index
+        }
+
+    @property
+    def model_id(self) -> str:
+        return self.card.model_id
+
+    @property
+    def schema(self) -> list[ColumnSpec]:
+        return self.card.columns
+
+    @property
+    def classes(self) -> tuple[str, str]:
+        return self.card.classes
+
+    @property
+    def sep(self) -> str:
+        """The CSV separator of the dataset the model was trained on."""
+        return str(self.card.params.get("dataset", {}).get("sep", ","))
+
+    @property
+    def estimator(self) -> Any:
+        return self.pipeline.steps[-1][1]
+
+    def validate(
+        self, rows: pd.DataFrame | Sequence[Mapping[str, Any]], *, strict_categories: bool = True
+    ) -> Batch:
+        return validate(rows, self.schema, strict_categories=strict_categories)
+
+    def check_features(self, features: np.ndarray, batch: Batch) -> None:
+        """Refuse rows whose scaled numbers the estimator cannot use (trees compute in
+        float32), naming the column and the row, whichever path computed the features."""
+        import numpy as np
+
+        for j, name in self._scaled.items():
+            values = features[:, j]
+            with np.errstate(invalid="ignore"):
+                bad = ~(np.abs(values) <= FLOAT_LIMIT)
+            if bad.any():
+                row = int(bad.nonzero()[0][0])
+                raise SchemaError(
+                    f"{batch.where(name, row)}: {batch.numeric[name][row].item()!r} is out of "
+                    f"range for this model (its scaled value exceeds {FLOAT_LIMIT:.3g})"
+                )
+
+    def features(self, batch: Batch) -> np.ndarray:
+        """The estimator's input for validated rows (the fitted transformer's output)."""
+        features = self.pipeline[:-1].transform(batch.frame(self.schema))
+        self.check_features(features, batch)
+        return features
+
+    def predict_proba(
+        self,
+        rows: pd.DataFrame | Sequence[Mapping[str, Any]] | Batch,
+        *,
+        strict_categories: bool = True,
+    ) -> np.ndarray:
+        """(n_rows, 2) probabilities, columns ordered as :attr:`classes`."""
+        batch = (
+            rows
+            if isinstance(rows, Batch)
+            else self.validate(rows, strict_categories=strict_categories)
+        )
+        return self.estimator.predict_proba(self.features(batch))
+
+    def predict(
+        self,
+        rows: pd.DataFrame | Sequence[Mapping[str, Any]] | Batch,
+        threshold: float = 0.5,
+        *,
+        strict_categories: bool = True,
+    ) -> list[str]:
+        """Class labels: the positive class where its probability reaches ``threshold``."""
+        proba = self.predict_proba(rows, strict_categories=strict_categories)[:, 1]
+        return labels(proba, self.classes, threshold)

