@@ -53,7 +53,7 @@ remote-status: install ## Compare the local cache with the remote (dvc status -c
 	$(RUN) python -m tools.remote status $(if $(REMOTE),--remote $(REMOTE))
 
 test: install ## Run every test (unit, pipeline, naming) with coverage
-	$(RUN) pytest --cov --cov-report=term:skip-covered
+	$(RUN) pytest --cov --cov-config=$(CURDIR)/pyproject.toml --cov-report=term:skip-covered
 
 test-unit: install ## Unit tests only (fast)
 	$(RUN) pytest -m "not pipeline and not remote"
@@ -65,7 +65,7 @@ test-remote: install ## Remote tests only: push/pull round trips, a real S3 serv
 	$(RUN) pytest -m remote
 
 coverage: install ## Tests with an HTML coverage report in htmlcov/
-	$(RUN) pytest --cov --cov-report=term --cov-report=html
+	$(RUN) pytest --cov --cov-config=$(CURDIR)/pyproject.toml --cov-report=term --cov-report=html
 
 lint: install ## ruff lint and format check
 	$(RUN) ruff check .
@@ -78,7 +78,7 @@ format: install ## Apply ruff fixes and formatting
 importtime: install ## Import time of every stage module (each stage is its own process)
 	$(RUN) python -m tools.importtime
 
-serve: install ## Serve the models over HTTP on 127.0.0.1:$(PORT) (PORT=8000; docs at /docs); needs make repro
+serve: install ## Serve the models on 127.0.0.1:8000 (PORT=8001 make serve: another port); needs make repro
 	$(RUN) uvicorn tabml.serving.app:app --host 127.0.0.1 --port $(PORT)
 
 bench-serving: install ## Latency and throughput of the model server on loopback (needs make repro)

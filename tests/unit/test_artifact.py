@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
@@ -32,6 +32,8 @@ from tabml.errors import ModelFileError, PipelineError
 from tabml.features import load_features
 from tabml.files import md5_file, read_json, write_pickle
 from tabml.layout import Layout
+from tabml.model import single_threaded
+from tests.helpers import standalone_predictions
 from tests.unit.conftest import SNAPSHOT
 
 
@@ -123,21 +125,21 @@ def test_model_file_is_a_plain_sklearn_pipeline(trained_project, frame):
     np.testing.assert_allclose(pipeline.predict_proba(rows), model.predict_proba(frame))
 
 
-def test_model_file_loads_without_this_repository(trained_project):
-    """Only library objects are pickled: nothing of tabml or stages is imported to load it."""
-    path = Layout(trained_project).model("rf", "tiny", 1)
-    code = (
-        "import sys, joblib\n"
-        f"pipeline = joblib.load({str(path)!r})\n"
-        "ours = sorted(m for m in sys.modules if m.split('.')[0] in ('tabml', 'stages', 'tests'))\n"
-        "print(type(pipeline).__module__, ours)\n"
+def test_model_file_loads_without_this_repository(trained_project, tmp_path):
+    """Only library objects are pickled: ``python -I -S`` in an empty directory, where no
+    module of this repository is importable, loads it and predicts what read_model does."""
+    layout = Layout(trained_project)
+    rows = layout.interim("tiny", "test", SNAPSHOT)
+
+    got = standalone_predictions(
+        layout.model("rf", "tiny", 1), layout.card("rf", "tiny", 1), rows, tmp_path
     )
 
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
-    ).stdout
-
-    assert out.split() == ["sklearn.pipeline", "[]"]
+    assert got["type"] == "sklearn.pipeline.Pipeline" and got["ours_loaded"] == []
+    model = read_model(layout, "rf", "tiny", 1)
+    single_threaded(model.pipeline)
+    expected = model.predict_proba(pd.read_csv(rows), strict_categories=False)
+    np.testing.assert_array_equal(got["proba"], expected)
 
 
 def test_library_versions_record_what_computes_the_model():
