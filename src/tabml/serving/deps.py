@@ -24,18 +24,20 @@ class ServerState:
         self.reload_lock = asyncio.Lock()
 
 
-def get_state(request: Request) -> ServerState:
+# Async on purpose: FastAPI runs a plain ``def`` dependency in the thread pool, a hand-off
+# that costs more than a whole single-row prediction; these only look up an attribute.
+async def get_state(request: Request) -> ServerState:
     return request.app.state.serving
 
 
 State = Annotated[ServerState, Depends(get_state)]
 
 
-def get_registry(state: State) -> Registry:
+async def get_registry(state: State) -> Registry:
     return state.registry
 
 
-def get_settings(state: State) -> Settings:
+async def get_settings(state: State) -> Settings:
     return state.settings
 
 
