@@ -65,6 +65,8 @@ def _is_blank(value: Any) -> bool:
 
 def number(value: Any) -> float:
     """A value of a numeric column as a float (NaN = missing); ValueError says why not."""
+    if type(value) is float and abs(value) <= FLOAT_LIMIT:  # the usual case, first
+        return value
     if _is_blank(value):
         return math.nan
     if isinstance(value, bool):
@@ -89,6 +91,8 @@ def number(value: Any) -> float:
 
 def text(value: Any) -> str | None:
     """A value of a categorical column (or a label) as text; None = missing."""
+    if type(value) is str:  # the usual case, first
+        return value if value.strip() else None
     if _is_blank(value):
         return None
     if isinstance(value, str):

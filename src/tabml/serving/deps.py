@@ -33,12 +33,12 @@ async def get_state(request: Request) -> ServerState:
 State = Annotated[ServerState, Depends(get_state)]
 
 
-async def get_registry(state: State) -> Registry:
-    return state.registry
+async def get_registry(request: Request) -> Registry:
+    return request.app.state.serving.registry
 
 
-async def get_settings(state: State) -> Settings:
-    return state.settings
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.serving.settings
 
 
 CurrentRegistry = Annotated[Registry, Depends(get_registry)]
