@@ -20,7 +20,6 @@ from pathlib import Path
 
 from tabml.layout import MODEL_ID_PATTERN, NAME_PATTERN
 
-PHASES = ("raw", "interim", "processed")
 _PART = r"(?:-(?P<part>[a-z0-9]+))?"
 DATA_NAME_RE = re.compile(
     rf"^(?P<dataset>{NAME_PATTERN}){_PART}_(?P<phase>raw|interim|processed)_(?P<date>\d{{8}})"

@@ -99,7 +99,6 @@ class Registry:
     problems: list[str] = field(default_factory=list)
     threshold: float = 0.5
     example_row: dict[str, Any] | None = None
-    loaded_at: float = field(default_factory=time.time)
 
     def get(self, model_id: str) -> ServedModel:
         """The model with this id; the error never repeats text that is not a model id."""
