@@ -11,7 +11,7 @@ export UV_COMPILE_BYTECODE := 1
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install repro status metrics remote-s3 remote-check push pull remote-status test test-unit test-pipeline test-remote coverage lint format importtime serve bench-serving
+.PHONY: help install repro status metrics remote-s3 remote-check push pull remote-status test test-unit test-fault test-pipeline test-remote coverage lint format importtime serve bench-serving
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -55,8 +55,11 @@ remote-status: install ## Compare the local cache with the remote (dvc status -c
 test: install ## Run every test (unit, pipeline, naming) with coverage
 	$(RUN) pytest --cov --cov-config=$(CURDIR)/pyproject.toml --cov-report=term:skip-covered
 
-test-unit: install ## Unit tests only (fast)
-	$(RUN) pytest -m "not pipeline and not remote"
+test-unit: install ## Unit and serving tests only (fast)
+	$(RUN) pytest -m "not pipeline and not remote and not fault"
+
+test-fault: install ## Fault-injection tests: SIGKILL, full or read-only disks, hostile input, hangs
+	$(RUN) pytest -m fault
 
 test-pipeline: install ## Pipeline tests only: real dvc repro / exp run in a temporary repo
 	$(RUN) pytest -m pipeline

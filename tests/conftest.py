@@ -1,0 +1,19 @@
+"""Run the fast tiers first, so a person watching `make test` sees progress early."""
+
+from __future__ import annotations
+
+import pytest
+
+# Directory under tests/ -> order; unknown directories run between serving and fault.
+TIERS = ("unit", "serving", "fault", "pipeline", "remote")
+
+
+def _tier(item: pytest.Item) -> int:
+    parts = item.nodeid.split("/")
+    name = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+    return TIERS.index(name) if name in TIERS else TIERS.index("fault")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Stable: within a tier, the collection order (file, then definition order) is kept.
+    items.sort(key=_tier)
