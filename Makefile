@@ -82,7 +82,8 @@ importtime: install ## Import time of every stage module (each stage is its own 
 	$(RUN) python -m tools.importtime
 
 serve: install ## Serve the models on 127.0.0.1:8000 (PORT=8001 make serve: another port); needs make repro
-	$(RUN) uvicorn tabml.serving.app:app --host 127.0.0.1 --port $(PORT)
+	$(RUN) uvicorn tabml.serving.app:app --host 127.0.0.1 --port $(PORT) \
+		--timeout-keep-alive 5 --limit-concurrency 64 --timeout-graceful-shutdown 10
 
 bench-serving: install ## Latency and throughput of the model server on loopback (needs make repro)
 	$(RUN) python -m tools.bench_serving

@@ -5,6 +5,10 @@ DVC reruns a stage only when a params key it lists changes, so a typo'd key such
 silently. This stage depends on every key, so any params change runs it (in well under a
 second: it imports only pydantic and ruamel.yaml) and a bad key stops the run with a
 message naming it.
+
+Being the first stage DVC runs, it is also the one that stops ``.venv/bin/dvc repro`` run
+from a shell without the environment: like every stage (``tabml.cli.run_stage``), it first
+checks that its ``python`` is the project's (``tabml.environment``).
 """
 
 from __future__ import annotations

@@ -152,6 +152,7 @@ def loss_curve(history: dict[str, list[float]]) -> pd.DataFrame:
 
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
     from tabml.artifact import read_model
+    from tabml.model import single_threaded
 
     all_metrics: dict[tuple[str, str], dict[str, float]] = {}
     all_plots: dict[tuple[str, str], dict[str, pd.DataFrame]] = {}
@@ -162,6 +163,9 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
         ids = {}
         for algo in params.train.algos:
             model = read_model(layout, algo, name, version)
+            # A forest predicting on 2 threads sums its trees in any order: the last bits of
+            # the probabilities, and so tied importances, would change from run to run.
+            single_threaded(model.pipeline)
             metrics, plots = evaluate_model(model, test, params.evaluate)
             log.info("%s on %s test (%d rows): %s", model.model_id, name, len(test), metrics)
             all_metrics[name, algo], all_plots[name, algo] = metrics, plots

@@ -3,6 +3,8 @@
 Writes to ``data/processed/<dataset>/``: the processed train and test CSVs (feature columns,
 then the target encoded 1 for the positive class), the fitted transformer and its typed
 description (:class:`tabml.features.FeatureSpec`), which every model of this dataset embeds.
+Text columns that look like row ids (nearly every value distinct) are left out with a warning
+unless ``keep_columns`` lists them (:func:`tabml.features.row_id_columns`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from tabml.cli import run_stage, stage_parser
 from tabml.errors import DataError
 from tabml.files import md5_file, read_csv, replace_dir, write_csv
-from tabml.schema import conform, infer_schema
+from tabml.schema import ColumnSpec, conform, first_few, infer_schema
 from tabml.target import encode_target, negative_class
 
 if TYPE_CHECKING:
@@ -44,6 +46,17 @@ def featurize(
     inputs = train.drop(columns=[spec.target, *spec.drop_columns], errors="ignore")
     if inputs.shape[1] == 0:
         raise DataError(f"no input columns left besides the target {spec.target!r}")
+    for column in spec.keep_columns:
+        if column == spec.target:
+            raise DataError(
+                f"datasets.{name}.keep_columns lists the target column {column!r}: remove it "
+                "(the target is never an input)"
+            )
+        if column not in inputs.columns:
+            raise DataError(
+                f"datasets.{name}.keep_columns: {column!r} is not a column of the train split "
+                f"(columns: {first_few(map(repr, inputs.columns))}): fix the name or remove it"
+            )
     schema = infer_schema(inputs)
     # Empty: all NaN, or (text) nothing but blanks, which validation reads as missing too.
     empty = [
@@ -54,8 +67,9 @@ def featurize(
     ]
     if empty:
         raise DataError(f"column {empty[0]!r} is empty in the train split: add it to drop_columns")
-    transformer = build_transformer(schema, params)
     fitted_rows = conform(inputs, schema)  # validated once: fitted on, then transformed
+    schema, fitted_rows = _drop_row_ids(fitted_rows, schema, name, spec, params)
+    transformer = build_transformer(schema, params)
     transformer.fit(fitted_rows)
     names = [str(n) for n in transformer.get_feature_names_out()]
 
@@ -71,11 +85,51 @@ def featurize(
         target=spec.target,
         classes=(negative_class(train[spec.target], spec.positive_class), spec.positive_class),
         data=data,
-        check_rows=check_rows(inputs, schema),
+        check_rows=check_rows(fitted_rows, schema),
     )
     # Test categories training never saw are allowed: they encode as all zeros.
     test_rows = conform(test, schema, strict_categories=False)
     return apply(train, fitted_rows), apply(test, test_rows), features, transformer
+
+
+def _drop_row_ids(
+    rows: pd.DataFrame,
+    schema: list[ColumnSpec],
+    name: str,
+    spec: DatasetParams,
+    params: FeaturizeParams,
+) -> tuple[list[ColumnSpec], pd.DataFrame]:
+    """The schema and validated rows without the text columns that look like row ids
+    (:func:`tabml.features.row_id_columns`), each dropped with one warning line, except
+    those ``keep_columns`` lists. Served rows may still carry them: extra columns pass."""
+    from tabml.features import row_id_columns
+
+    found = [
+        c
+        for c in row_id_columns(rows, schema, params.max_unique_fraction)
+        if c[0] not in spec.keep_columns
+    ]
+    if not found:
+        return schema, rows
+    dropped = [c[0] for c in found]
+    if len(dropped) == len(schema):
+        raise DataError(
+            f"every input column of dataset {name!r} looks like a row id "
+            f"({first_few(map(repr, dropped))}): list the ones to keep in "
+            f"datasets.{name}.keep_columns"
+        )
+    for column, distinct, present in found:
+        log.warning(
+            "column %r looks like a row id (%d distinct values in %d train rows): dropped from "
+            "the features; list it in datasets.%s.keep_columns to keep it, or in "
+            "datasets.%s.drop_columns to drop it without this warning",
+            column,
+            distinct,
+            present,
+            name,
+            name,
+        )
+    return [c for c in schema if c.name not in dropped], rows.drop(columns=dropped)
 
 
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:

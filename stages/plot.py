@@ -27,6 +27,7 @@ from tabml.cli import run_stage, stage_parser
 from tabml.files import atomic_path, read_csv, read_json, replace_dir, write_text
 from tabml.plots import compare, eda, render_png
 from tabml.report import Section, model_ids, report_html
+from tabml.target import as_in_data
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +65,8 @@ def dataset_figures(
     """
     frame = raw.drop(columns=spec.drop_columns, errors="ignore")
     cap = params.plot.max_numeric_columns
-    target, positive = spec.target, spec.positive_class
+    target = spec.target
+    positive = as_in_data(frame[target], spec.positive_class)  # "1.0" in params, 1 in the file
     yield "balance", eda.balance_figure(frame, target, positive, name)
     yield "distributions", eda.distributions_figure(frame, target, positive, name, cap)
     yield "missing", eda.missing_figure(frame, name)

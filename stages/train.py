@@ -168,6 +168,7 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
     from tabml.features import load_features
     from tabml.layout import model_id
     from tabml.model import Model
+    from tabml.secrets import redact
 
     name, algo = args.dataset, args.algo
     spec, algo_params = params.dataset(name), params.train.algo(algo)
@@ -204,7 +205,9 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
         columns=features.columns,
         feature_names=features.feature_names,
         params={
-            "dataset": spec.model_dump(),
+            # params refuse credentials in a source URL; redacting here too keeps any
+            # that slipped through out of every model file (cards are shipped with models)
+            "dataset": {**spec.model_dump(), "source": redact(spec.source)},
             "featurize": params.featurize.model_dump(),
             "split": params.split.model_dump(),
             algo: algo_params.model_dump(),

@@ -200,3 +200,16 @@ def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def start_dvc(*args: str, cwd: Path) -> subprocess.Popen:
+    """Start a dvc command in its own process group, output discarded: a fault test can
+    SIGKILL the whole group (dvc and the stage it runs) with ``os.killpg(proc.pid, ...)``."""
+    return subprocess.Popen(
+        [str(VENV_BIN / "dvc"), *args],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )

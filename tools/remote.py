@@ -7,20 +7,37 @@
 - ``push`` / ``pull`` / ``status``: ``check``, then ``dvc push`` / ``dvc pull`` /
   ``dvc status -c``, with ``.env`` loaded and secrets masked in everything printed.
 
-``.env`` (see ``.env.example``) only fills variables that are not already set.
+``.env`` (see ``.env.example``) only fills variables that are not already set. A bucket name
+or endpoint botocore cannot use, and an endpoint URL carrying a credential (``user:pass@`` or
+a token in the query: keys belong in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), are refused
+in one line before anything is written. Everything printed, dvc's output included, has the
+credential values and any URL's userinfo and query values masked (``tabml.secrets.redact``).
+
+Pulls check what they download: the remote gets DVC's ``verify = true`` (in the git-ignored
+``.dvc/config.local``), so DVC re-hashes every object it fetches and drops one whose content
+does not match its name (without it DVC trusts an object's name and checks out whatever bytes
+it holds). When ``dvc pull`` fails, the last line says why, naming the workspace files: those
+whose object failed that hash check (and where the bad objects are), those never pushed,
+those that could not be downloaded.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from tabml.secrets import credential_in_url, redact
 
 log = logging.getLogger("tools.remote")
 
@@ -59,12 +76,25 @@ def load_env(root: Path, environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def mask(text: str, env: Mapping[str, str]) -> str:
-    """Replace every credential value in ``text`` by ***."""
+    """Replace every credential value in ``text``, and any URL's userinfo and query values,
+    by ***."""
     for key in SECRET_KEYS:
         value = env.get(key)
         if value and len(value) >= 4:
             text = text.replace(value, "***")
-    return text
+    return redact(text)
+
+
+class _Masking(logging.Filter):
+    """Mask every record of this tool's logger, whatever handler prints it."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        super().__init__()
+        self.env = env
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = mask(record.getMessage(), self.env), None
+        return True
 
 
 @dataclass(frozen=True)
@@ -73,6 +103,7 @@ class Remote:
     url: str
     endpoint: str | None = None
     region: str | None = None
+    verify: bool = False
 
     @property
     def is_s3(self) -> bool:
@@ -90,22 +121,34 @@ class Remote:
 
 def read_remote(root: Path, name: str | None) -> Remote:
     """The named (or default) remote as DVC sees it, local config included."""
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
-        config = repo.config
-        name = name or config["core"].get("remote")
-        if not name:
-            raise RemoteError("no DVC remote is set: run `make remote-s3` or `dvc remote default`")
-        if name not in config["remote"]:
-            known = ", ".join(config["remote"]) or "none"
-            raise RemoteError(f"no DVC remote named {name!r} (configured: {known})")
-        section = config["remote"][name]
-        url = section["url"]
-        if "://" not in url and not os.path.isabs(url):
-            # Relative local remotes are relative to the config file that names them.
-            url = str((root / ".dvc" / url).resolve())
-        return Remote(name, url, section.get("endpointurl"), section.get("region"))
+    try:
+        with Repo(str(root)) as repo:
+            config = repo.config
+            name = name or config["core"].get("remote")
+            remotes = config["remote"]
+            section = remotes.get(name) if name else None
+    except DvcException as exc:
+        raise RemoteError(f"DVC cannot read the repository at {root}: {_first_line(exc)}") from None
+    if not name:
+        raise RemoteError("no DVC remote is set: run `make remote-s3` or `dvc remote default`")
+    if section is None:
+        known = ", ".join(remotes) or "none"
+        raise RemoteError(f"no DVC remote named {name!r} (configured: {known})")
+    url = section["url"]
+    if "://" not in url and not os.path.isabs(url):
+        # Relative local remotes are relative to the config file that names them.
+        url = str((root / ".dvc" / url).resolve())
+    return Remote(
+        name, url, section.get("endpointurl"), section.get("region"), section.get("verify") is True
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _endpoint_text(remote: Remote, env: Mapping[str, str]) -> str:
@@ -115,16 +158,74 @@ def _endpoint_text(remote: Remote, env: Mapping[str, str]) -> str:
     )
 
 
+def check_s3_settings(
+    bucket: str, endpoint: str | None, *, bucket_from: str, endpoint_from: str, fix: str
+) -> None:
+    """Refuse a bucket name or endpoint botocore cannot use, or an endpoint with a credential.
+
+    ``bucket_from`` and ``endpoint_from`` name the settings as the user knows them; ``fix``
+    says where to change them. The message never holds a credential (the URL is redacted).
+    """
+    from botocore.exceptions import ParamValidationError
+    from botocore.handlers import validate_bucket_name
+    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
+    try:
+        validate_bucket_name({"Bucket": bucket})
+    except ParamValidationError:
+        raise RemoteError(
+            f"{bucket_from} is {bucket!r}: not a valid S3 bucket name (3-63 lowercase letters, "
+            f"digits, dots and hyphens); {fix}"
+        ) from None
+    if endpoint is None:
+        return
+    shown = redact(endpoint)
+    why = credential_in_url(endpoint)
+    if why is not None:
+        raise RemoteError(
+            f"{endpoint_from} is {shown!r}: it holds a credential ({why}); give only "
+            f"http(s)://host[:port] and put the keys in AWS_ACCESS_KEY_ID and "
+            f"AWS_SECRET_ACCESS_KEY in .env; {fix}"
+        )
+    try:
+        scheme = urlsplit(endpoint).scheme
+    except ValueError:
+        scheme = ""
+    if scheme not in ("http", "https") or not (
+        is_valid_endpoint_url(endpoint) or is_valid_ipv6_endpoint_url(endpoint)
+    ):
+        raise RemoteError(
+            f"{endpoint_from} is {shown!r}: not an http(s) URL; give http(s)://host[:port] of "
+            f"your S3-compatible server (nothing for AWS itself); {fix}"
+        )
+
+
 def check_s3(remote: Remote, env: Mapping[str, str]) -> None:
     """List one key of the remote's bucket; turn each way that fails into one line."""
     import botocore.session
     from botocore.config import Config
     from botocore.exceptions import (
+        BotoCoreError,
         ClientError,
         ConnectTimeoutError,
         EndpointConnectionError,
         NoCredentialsError,
         ReadTimeoutError,
+    )
+
+    check_s3_settings(
+        remote.bucket,
+        remote.endpoint or env.get("AWS_ENDPOINT_URL"),
+        bucket_from=f"the bucket of DVC remote {remote.name!r}",
+        endpoint_from=(
+            f"the endpointurl of DVC remote {remote.name!r}"
+            if remote.endpoint
+            else "AWS_ENDPOINT_URL"
+        ),
+        fix=(
+            "fix DVC_S3_BUCKET or AWS_ENDPOINT_URL in .env and run `make remote-s3` (or "
+            f"`dvc remote modify --local {remote.name} ...`)"
+        ),
     )
 
     # Without keys, a profile or a credentials file, botocore would go on to ask the EC2
@@ -161,6 +262,11 @@ def check_s3(remote: Remote, env: Mapping[str, str]) -> None:
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code == "InvalidBucketName":
+            raise RemoteError(
+                f"{where} says {remote.bucket!r} is not a valid bucket name: fix DVC_S3_BUCKET "
+                "in .env and run `make remote-s3`"
+            ) from None
         if code in ("NoSuchBucket",) or status == 404:
             raise RemoteError(
                 f"bucket {remote.bucket!r} does not exist at {where}: create it, "
@@ -179,6 +285,11 @@ def check_s3(remote: Remote, env: Mapping[str, str]) -> None:
         raise RemoteError(
             f"{where} answered {code or status} for bucket {remote.bucket!r}"
         ) from None
+    except BotoCoreError as exc:  # anything else botocore refuses: one line, not a traceback
+        raise RemoteError(
+            f"S3 client error for bucket {remote.bucket!r} at {where}: {type(exc).__name__}: "
+            f"{_first_line(exc)}"
+        ) from None
 
 
 def check(remote: Remote, env: Mapping[str, str]) -> None:
@@ -194,11 +305,56 @@ def check(remote: Remote, env: Mapping[str, str]) -> None:
             )
 
 
-def _dvc(args: Sequence[str], root: Path, env: Mapping[str, str]) -> int:
-    """Run dvc with ``env``, streaming its output with secrets masked."""
+def _dvc_path() -> str:
     dvc = Path(sys.executable).with_name("dvc")
+    return str(dvc) if dvc.exists() else "dvc"
+
+
+class DvcRun(NamedTuple):
+    code: int
+    output: str  # what dvc printed, masked
+    corrupted: frozenset[str]  # md5s of the objects dvc found corrupted and dropped
+
+
+# DVC logs an object whose content does not match its md5 only at debug level, as it drops it
+# (from the cache with ``verify``; from a local remote when checking what it holds). dvc runs
+# in a child Python that catches those records and reports them after this marker.
+_CORRUPT_MARK = "tools.remote: corrupted object "
+_CORRUPT_PATH = re.compile(r"([0-9a-f]{2})[/\\]([0-9a-f]{30})(?:\.dir)?$")
+_CHILD = (
+    "import sys; sys.path.append({path!r}); from tools.remote import run_dvc; "
+    "raise SystemExit(run_dvc(sys.argv[1:]))"
+)
+
+
+def run_dvc(args: Sequence[str]) -> int:
+    """``dvc <args>`` in this process (the child of :func:`_dvc`); then one marked line on
+    stderr per object DVC found corrupted, which it logs only at debug level."""
+    from dvc.cli import main as dvc_main
+
+    found: list[str] = []
+
+    class Catch(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.levelno < logging.INFO and str(record.msg).startswith("corrupted"):
+                found.append(str(record.args[0]) if record.args else record.getMessage())
+            # Show the record only at the level dvc was asked for (-v shows debug).
+            return record.levelno >= logging.getLogger("dvc_data").getEffectiveLevel()
+
+    catcher = logging.getLogger("dvc_data.hashfile.db")
+    catcher.setLevel(logging.DEBUG)
+    catcher.addFilter(Catch())
+    code = dvc_main(list(args))
+    for path in found:
+        print(f"{_CORRUPT_MARK}{path}", file=sys.stderr, flush=True)
+    return code
+
+
+def _dvc(args: Sequence[str], root: Path, env: Mapping[str, str]) -> DvcRun:
+    """Run dvc with ``env``, streaming its output with secrets masked."""
+    child = _CHILD.format(path=str(Path(__file__).resolve().parents[1]))
     proc = subprocess.Popen(
-        [str(dvc) if dvc.exists() else "dvc", *args],
+        [sys.executable, "-P", "-c", child, *args],  # -P: no module of the repo shadows dvc's
         cwd=root,
         env=dict(env),
         stdout=subprocess.PIPE,
@@ -206,16 +362,62 @@ def _dvc(args: Sequence[str], root: Path, env: Mapping[str, str]) -> int:
         text=True,
     )
     assert proc.stdout is not None
+    seen, corrupted = [], set()
     for line in proc.stdout:
-        sys.stdout.write(mask(line, env))
-    return proc.wait()
+        if line.startswith(_CORRUPT_MARK):
+            match = _CORRUPT_PATH.search(line.strip())
+            if match:
+                corrupted.add(match[1] + match[2])
+            continue
+        masked = mask(line, env)
+        sys.stdout.write(masked)
+        seen.append(masked)
+    return DvcRun(proc.wait(), "".join(seen), frozenset(corrupted))
+
+
+def _dvc_captured(args: Sequence[str], root: Path, env: Mapping[str, str]) -> Any:
+    """Run dvc with ``env``, its output captured (not streamed)."""
+    return subprocess.run(
+        [_dvc_path(), *args], cwd=root, env=dict(env), capture_output=True, text=True, check=False
+    )
+
+
+def _dvc_quiet(args: Sequence[str], root: Path, env: Mapping[str, str]) -> Any:
+    """Run a dvc command that prints JSON and return it parsed, or None if it failed."""
+    proc = _dvc_captured(args, root, env)
+    if proc.returncode != 0:
+        log.debug("dvc %s failed: %s", " ".join(args), mask(proc.stderr, env))
+        return None
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        return None
+
+
+def _dvc_config(step: Sequence[str], root: Path, env: Mapping[str, str]) -> None:
+    """Run one `dvc remote ...` configuration command; a failure is a RemoteError."""
+    proc = _dvc_captured(step, root, env)
+    if proc.returncode != 0:
+        first = mask((proc.stderr or proc.stdout or "no output").strip().splitlines()[0], env)
+        raise RemoteError(f"dvc {' '.join(step[:3])} failed: {first}")
 
 
 def configure_s3(root: Path, env: Mapping[str, str]) -> Remote:
-    """Write the S3 remote from .env into .dvc/config.local and make it the default."""
+    """Write the S3 remote from .env into .dvc/config.local and make it the default.
+
+    The settings are checked first: nothing is written for a bucket or endpoint that cannot
+    work, nor for an endpoint URL carrying a credential.
+    """
     bucket = env.get("DVC_S3_BUCKET")
     if not bucket:
         raise RemoteError("DVC_S3_BUCKET is not set: add it to .env (see .env.example)")
+    check_s3_settings(
+        bucket,
+        env.get("AWS_ENDPOINT_URL"),
+        bucket_from="DVC_S3_BUCKET",
+        endpoint_from="AWS_ENDPOINT_URL",
+        fix="fix it in .env and run `make remote-s3` again",
+    )
     prefix = env.get("DVC_S3_PREFIX", "").strip("/")
     url = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
     steps = [["remote", "add", "--local", "--force", "s3", url]]
@@ -224,59 +426,188 @@ def configure_s3(root: Path, env: Mapping[str, str]) -> Remote:
             steps.append(["remote", "modify", "--local", "s3", option, env[key]])
         else:
             steps.append(["remote", "modify", "--local", "--unset", "s3", option])
+    steps.append(["remote", "modify", "--local", "s3", "verify", "true"])
     steps.append(["remote", "default", "--local", "s3"])
     for step in steps:
-        proc = subprocess.run(
-            [str(Path(sys.executable).with_name("dvc")), *step],
-            cwd=root,
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            first = mask((proc.stderr or proc.stdout).strip().splitlines()[0], env)
-            raise RemoteError(f"dvc {' '.join(step[:3])} failed: {first}")
-    remote = Remote("s3", url, env.get("AWS_ENDPOINT_URL"), env.get("AWS_DEFAULT_REGION"))
+        _dvc_config(step, root, env)
+    remote = Remote("s3", url, env.get("AWS_ENDPOINT_URL"), env.get("AWS_DEFAULT_REGION"), True)
     log.info("remote 's3' -> %s (endpoint %s), now the default", url, _endpoint_text(remote, env))
     return remote
+
+
+def ensure_verify(root: Path, remote: Remote, env: Mapping[str, str]) -> None:
+    """Make DVC check the md5 of everything it downloads from ``remote`` (``verify``)."""
+    if remote.verify:
+        return
+    _dvc_config(["remote", "modify", "--local", remote.name, "verify", "true"], root, env)
+    log.info(
+        "remote %r: DVC now checks the hash of every file it downloads "
+        "(verify = true in .dvc/config.local)",
+        remote.name,
+    )
+
+
+_OPTIONS_WITH_VALUE = ("-j", "--jobs", "-r", "--remote")
+_FAILED_TRANSFER = re.compile(r"failed to transfer '(?P<md5>[0-9a-f]{32})")
+_NAMED = 5  # files named in a message; the rest are counted
+
+
+def pull_targets(extra: Sequence[str]) -> list[str]:
+    """The paths among the arguments passed on to `dvc pull` (not options or their values)."""
+    return [
+        arg
+        for i, arg in enumerate(extra)
+        if not arg.startswith("-") and (i == 0 or extra[i - 1] not in _OPTIONS_WITH_VALUE)
+    ]
+
+
+def _names(paths: Sequence[str]) -> str:
+    shown = ", ".join(paths[:_NAMED])
+    more = len(paths) - _NAMED
+    return f"{shown} and {more} more (`dvc status -c` lists them)" if more > 0 else shown
+
+
+def _objects(remote: Remote, md5s: Sequence[str]) -> str:
+    url = remote.url.rstrip("/")
+    paths = [f"{url}/files/md5/{md5[:2]}/{md5[2:]}" for md5 in md5s]
+    more = len(paths) - _NAMED
+    return ", ".join(paths[:_NAMED]) + (f" and {more} more" if more > 0 else "")
+
+
+def pull_failure(
+    run: DvcRun,
+    statuses: Mapping[str, str] | None,
+    hashes: Mapping[str, str],
+    remote: Remote,
+) -> str | None:
+    """Why `dvc pull` failed, naming workspace files, or None when it is none of these.
+
+    ``run.corrupted`` are the objects DVC found corrupted (their md5); ``statuses`` is what
+    `dvc status --cloud --json` says afterwards (path -> "missing": neither the remote nor
+    the cache has it); ``hashes`` maps each tracked file to its md5 (`dvc ls --show-hash`),
+    which is how an object is named by the file it holds.
+    """
+    corrupted = sorted(p for p, md5 in hashes.items() if md5 in run.corrupted)
+    unmapped = sorted(run.corrupted - set(hashes.values()))
+    undownloaded = set(_FAILED_TRANSFER.findall(run.output)) - run.corrupted
+    not_downloaded = sorted(p for p, md5 in hashes.items() if md5 in undownloaded)
+    never_pushed = sorted(
+        p
+        for p, state in (statuses or {}).items()
+        if state == "missing" and hashes.get(p) not in run.corrupted
+    )
+    reasons = []
+    if corrupted or unmapped:
+        objects = sorted({hashes[p] for p in corrupted} | set(unmapped))
+        named = _names([*corrupted, *(f"object {md5}" for md5 in unmapped)])
+        reasons.append(
+            f"{named} failed the hash check (the remote's copy is damaged or was altered; DVC "
+            f"dropped it and did not check it out): remove {_objects(remote, objects)} from "
+            "the remote if still there, then run `make push` where a good copy is (dvc push "
+            "skips objects the remote already has)"
+        )
+    if never_pushed:
+        one = len(never_pushed) == 1
+        verb, it = ("was", "it") if one else ("were", "they")
+        reasons.append(
+            f"{_names(never_pushed)} {verb} never pushed (neither the remote nor the local "
+            f"cache has {it if one else 'them'}): run `make push` where {it} {verb} produced, "
+            f"or `make repro` to rebuild {it if one else 'them'}"
+        )
+    if not_downloaded:
+        reasons.append(
+            f"{_names(not_downloaded)} could not be downloaded (see dvc's errors above): rerun "
+            "`make pull`; `make remote-check` tells whether the remote is usable"
+        )
+    if not reasons:
+        return None
+    return f"dvc pull from remote {remote.name!r} failed: " + "; ".join(reasons)
+
+
+def diagnose_pull(
+    root: Path, remote: Remote, env: Mapping[str, str], run: DvcRun, extra: Sequence[str]
+) -> str | None:
+    """Ask dvc what is missing after a failed pull and word it (:func:`pull_failure`)."""
+    statuses = _dvc_quiet(
+        ["status", "--cloud", "--json", "--remote", remote.name, *pull_targets(extra)], root, env
+    )
+    listing = _dvc_quiet(
+        ["ls", ".", "--recursive", "--dvc-only", "--show-hash", "--json"], root, env
+    )
+    hashes = {
+        entry["path"]: entry["md5"]
+        for entry in listing or []
+        if isinstance(entry, dict) and entry.get("md5") and entry.get("path")
+    }
+    return pull_failure(run, statuses, hashes, remote)
 
 
 COMMANDS = {"push": ["push"], "pull": ["pull"], "status": ["status", "--cloud"]}
 
 
+def _fail(message: str, env: Mapping[str, str], code: int = 2) -> int:
+    print(f"error: {' '.join(mask(message, env).split())}", file=sys.stderr)
+    return code
+
+
+def _run(
+    command: str, remote_name: str | None, extra: Sequence[str], root: Path, env: dict[str, str]
+) -> int:
+    """The body of :func:`main`; ``env`` is filled here (the masking filter reads it)."""
+    env.update(load_env(root, os.environ))
+    if command == "configure-s3":
+        remote = configure_s3(root, env)
+    else:
+        remote = read_remote(root, remote_name)
+    check(remote, env)
+    if command in ("configure-s3", "check"):
+        log.info(
+            "remote %r at %s is reachable and accepts the credentials", remote.name, remote.url
+        )
+        return 0
+    if command == "pull":
+        ensure_verify(root, remote, env)
+    run = _dvc([*COMMANDS[command], "--remote", remote.name, *extra], root, env)
+    if run.code == 0:
+        return 0
+    why = diagnose_pull(root, remote, env, run, extra) if command == "pull" else None
+    return _fail(
+        why
+        or (
+            f"dvc {command} to remote {remote.name!r} failed (exit {run.code}); "
+            "`make remote-check` tells whether the remote is usable"
+        ),
+        env,
+        run.code,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every failure ends with one ``error:`` line, credentials masked."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["configure-s3", "check", *COMMANDS])
     parser.add_argument("--remote", help="remote name (default: the DVC default remote)")
     parser.add_argument("--root", default=".", help="repository root")
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    root = Path(args.root).resolve()
     env: dict[str, str] = {}
+    masking = _Masking(env)
+    log.addFilter(masking)
     try:
-        env = load_env(root, os.environ)
-        if args.command == "configure-s3":
-            remote = configure_s3(root, env)
-        else:
-            remote = read_remote(root, args.remote)
-        check(remote, env)
-        if args.command in ("configure-s3", "check"):
-            log.info(
-                "remote %r at %s is reachable and accepts the credentials", remote.name, remote.url
-            )
-            return 0
-        code = _dvc([*COMMANDS[args.command], "--remote", remote.name, *extra], root, env)
+        return _run(args.command, args.remote, extra, Path(args.root).resolve(), env)
     except RemoteError as exc:
-        print(f"error: {mask(str(exc), env)}", file=sys.stderr)
-        return 2
-    if code != 0:
-        print(
-            f"error: dvc {args.command} to remote {remote.name!r} failed (exit {code}); "
-            f"`make remote-check` tells whether the remote is usable",
-            file=sys.stderr,
+        return _fail(str(exc), env)
+    except KeyboardInterrupt:
+        return _fail("interrupted", env, 130)
+    except Exception as exc:  # a bug: one masked line rather than a traceback that may hold keys
+        return _fail(
+            f"unexpected {type(exc).__name__} in tools.remote {args.command}: "
+            f"{_first_line(exc)}; please report it",
+            env,
+            1,
         )
-    return code
+    finally:
+        log.removeFilter(masking)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,19 @@
 """The command line every stage shares: same flags, one-line errors, exit code 2.
 
 Importing this module is cheap: params (pydantic) load only once arguments are parsed, so
-``python -m stages.<x> --help`` answers at once.
+``python -m stages.<x> --help`` answers at once. Before anything else a stage checks it runs
+in the project's environment (tabml.environment), then deletes the temporaries a killed run
+left in the output trees (tabml.files.remove_stale_temps).
+
+One line and exit code 2, never a traceback, for what the user can fix: the project's own
+errors, a full, read-only or failing disk (naming the file), and running out of memory.
+Anything else is a bug and keeps its traceback; Ctrl-C is never caught.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -51,6 +58,60 @@ def stage_parser(
     return parser
 
 
+# The trees under the root that stages write into: a killed run may leave temporaries there
+# (beside the output, when the repository's temp home cannot be used).
+OUTPUT_TREES = ("data", "models", "metrics", "plots")
+_CAN_NOT = {
+    errno.ENOSPC: ("write", "no space left on device", "free space and rerun"),
+    errno.EDQUOT: ("write", "disk quota exceeded", "free space or raise the quota and rerun"),
+    errno.EROFS: (
+        "write",
+        "read-only file system",
+        "make it writable (or run in a writable copy of the repository) and rerun",
+    ),
+    errno.EFBIG: (
+        "write",
+        "file too large for the file system",
+        "write to a file system that allows larger files and rerun",
+    ),
+    errno.EACCES: (
+        "access",
+        "permission denied",
+        "give this user read and write access to it and its directory, and rerun",
+    ),
+    errno.EPERM: (
+        "access",
+        "operation not permitted",
+        "give this user read and write access to it and its directory, and rerun",
+    ),
+    errno.EIO: ("access", "input/output error", "check the disk (dmesg) and rerun"),
+}
+
+
+def stage_name(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The stage as dvc.yaml names it: ``python -m stages.train`` --dataset credit --algo rf
+    is ``train@credit-rf``."""
+    name = parser.prog.split()[-1].removeprefix("stages.").replace("_", "-")
+    item = "-".join(filter(None, (getattr(args, "dataset", None), getattr(args, "algo", None))))
+    return f"{name}@{item}" if item else name
+
+
+def disk_error(exc: OSError, root: Path) -> str | None:
+    """The one line for an OSError the user can fix (full, read-only, failing disk), or None."""
+    from tabml.secrets import redact
+
+    if exc.errno not in _CAN_NOT:
+        return None
+    verb, reason, advice = _CAN_NOT[exc.errno]
+    where = f" {exc.filename}" if exc.filename is not None else f" under {root}"
+    return redact(f"cannot {verb}{where}: {reason}: {advice}")
+
+
+def _fail(message: str) -> int:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
+
+
 def run_stage(
     parser: argparse.ArgumentParser,
     body: Callable[[argparse.Namespace, Params, Layout], None],
@@ -59,12 +120,29 @@ def run_stage(
     """Parse args and params, run ``body``; user errors become one line and exit code 2."""
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    layout = Layout(Path(args.root))
     try:
+        from tabml.environment import check_environment
+
+        check_environment()  # before the first third-party import (pydantic, in params)
+        from tabml.files import remove_stale_temps, temp_home
         from tabml.params import load_params
 
         params = load_params(args.params)
-        body(args, params, Layout(Path(args.root)))
+        home = temp_home(layout.root)
+        trees = [layout.root / tree for tree in OUTPUT_TREES]
+        remove_stale_temps([*trees, home] if home else trees)
+        body(args, params, layout)
     except PipelineError as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except MemoryError:
+        return _fail(
+            f"stage {stage_name(parser, args)} ran out of memory: close other programs, "
+            "lower the n_jobs settings in params.yaml or use a smaller dataset, and rerun"
+        )
+    except OSError as exc:
+        message = disk_error(exc, layout.root)
+        if message is None:
+            raise
+        return _fail(message)
     return 0

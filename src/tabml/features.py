@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from tabml.params import FeaturizeParams
 
 CHECK_ROWS = 8
+# A text column needs this many present train values before it can be called a row id: on a
+# handful of rows every text column has as many distinct values as values.
+MIN_ID_VALUES = 20
 
 
 class DataInfo(BaseModel):
@@ -88,10 +91,40 @@ def build_transformer(schema: list[ColumnSpec], params: FeaturizeParams) -> Colu
     return ColumnTransformer(parts, remainder="drop")
 
 
+def row_id_columns(
+    rows: pd.DataFrame, schema: list[ColumnSpec], max_unique_fraction: float
+) -> list[tuple[str, int, int]]:
+    """The text columns that look like row ids, as (name, distinct values, present values).
+
+    Why: one-hot encoding an id learns one feature per train row, and the served model then
+    refuses every new row, whose id it never saw (a 422 listing every id). The rules:
+
+    - only categorical (text) columns: a numeric id (1, 2, 3...) is scaled like any number and
+      never refuses a row (list it in ``drop_columns`` if it means nothing);
+    - an id has more than ``max_unique_fraction`` x n distinct values among its n present
+      (non-missing, non-blank) train values, so sparse free text counts too; ``1.0`` turns
+      the check off;
+    - n must be at least :data:`MIN_ID_VALUES`: a tiny train split proves nothing.
+
+    ``rows``: the validated train rows (:func:`tabml.schema.conform`: missing is NaN).
+    """
+    found = []
+    for spec in schema:
+        if spec.kind != "categorical":
+            continue
+        present, distinct = int(rows[spec.name].notna().sum()), len(spec.categories)
+        if present >= MIN_ID_VALUES and distinct > max_unique_fraction * present:
+            found.append((spec.name, distinct, present))
+    return found
+
+
 def check_rows(inputs: pd.DataFrame, schema: list[ColumnSpec], n: int = CHECK_ROWS) -> list[dict]:
     """Deterministic rows spanning the train split: per numeric column ``n - 1`` quantiles
     from minimum to maximum, categories in turn, and a missing value, rotated so that each
-    row mixes them. Summaries, not rows of the data."""
+    row mixes them. Summaries, not rows of the data.
+
+    ``inputs``: the validated train rows (:func:`tabml.schema.conform`), numbers as floats.
+    """
     import numpy as np
 
     rows: list[dict[str, Any]] = [{} for _ in range(n)]

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from tabml.artifact import ModelCard
+    from tabml.csvfile import CsvOptions
 
 
 def single_threaded(pipeline: Any) -> None:
@@ -63,6 +64,14 @@ class Model:
     def sep(self) -> str:
         """The CSV separator of the dataset the model was trained on."""
         return str(self.card.params.get("dataset", {}).get("sep", ","))
+
+    @property
+    def csv_options(self) -> CsvOptions:
+        """How the CSVs of the model's dataset are written (sep, na_values,
+        skipinitialspace): uploads are read the same way."""
+        from tabml.csvfile import CsvOptions
+
+        return CsvOptions.of(self.card.params.get("dataset", {}))
 
     @property
     def estimator(self) -> Any:

@@ -171,8 +171,9 @@ class FeaturizeParams(_Section):
     categorical_imputer: Literal["most_frequent", "constant"] = "constant"
     scale_numeric: bool = True
     min_category_frequency: Annotated[int, Field(ge=1, le=10**9)] = 1
-    # A text column with more distinct values than this share of its rows is a row id, not a
-    # feature: dropped with a warning unless the dataset lists it in keep_columns.
+    # A text column with more distinct values than this share of its present (non-blank)
+    # train values is a row id, not a feature: dropped with a warning unless the dataset
+    # lists it in keep_columns (1.0 turns the check off; see tabml.features.row_id_columns).
     max_unique_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
 
 

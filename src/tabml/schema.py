@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,6 +37,8 @@ _NUMBER_RE = re.compile(
     r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity)", re.IGNORECASE
 )
 _ABSENT = object()
+# A message names at most this many values (categories, columns): examples, not a column.
+LIST_LIMIT = 10
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,14 @@ class ColumnSpec:
     kind: Literal["numeric", "categorical"]
     dtype: str  # pandas dtype in the raw CSV, e.g. int64, float64, object
     categories: tuple[str, ...] = ()  # categorical only: values seen in training
+
+
+def first_few(items: Iterable[str], limit: int = LIST_LIMIT) -> str:
+    """``a, b, c`` or, beyond ``limit`` items, the first ``limit`` then ``... and N more``:
+    an error line stays one readable line even for a column of 1,500 ids."""
+    items = list(items)
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown}, ... and {len(items) - limit} more"
 
 
 # --- the two rules ---------------------------------------------------------------------------
@@ -127,8 +137,30 @@ def as_text(values: pd.Series) -> pd.Series:
     return pd.Series([np.nan if v is None else v for v in out], index=values.index, dtype=object)
 
 
+def _numbers_and_blanks(values: list[Any]) -> bool:
+    """True if some value is a number (or number text) and all others are blank: the column
+    pandas would have parsed as numbers had its blank cells been empty."""
+    seen = False
+    for value in values:
+        if _is_blank(value):
+            continue
+        if isinstance(value, bool) or not (
+            isinstance(value, int | float)
+            or (isinstance(value, str) and _NUMBER_RE.fullmatch(value.strip()))
+        ):
+            return False  # a text column stops here, usually at its first value
+        seen = True
+    return seen
+
+
 def infer_schema(frame: pd.DataFrame) -> list[ColumnSpec]:
-    """Column kinds from pandas dtypes: numbers are numeric, everything else categorical."""
+    """Column kinds from pandas dtypes: numbers are numeric, everything else categorical.
+
+    Blank cells are missing values, so a column pandas read as text only because some cells
+    hold spaces (``" "``) is numeric when all its other values are numbers (recorded as
+    float64, the dtype pandas gives it once those cells are empty); :func:`validate` then
+    reads its text with the :func:`number` rule, blanks as missing.
+    """
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
     specs = []
@@ -136,8 +168,12 @@ def infer_schema(frame: pd.DataFrame) -> list[ColumnSpec]:
         col = frame[name]
         if is_numeric_dtype(col) and not is_bool_dtype(col):
             specs.append(ColumnSpec(name=str(name), kind="numeric", dtype=str(col.dtype)))
+            continue
+        values = python_values(col)
+        if _numbers_and_blanks(values):
+            specs.append(ColumnSpec(name=str(name), kind="numeric", dtype="float64"))
         else:
-            seen = tuple(sorted({t for t in map(text, python_values(col)) if t is not None}))
+            seen = tuple(sorted({t for t in map(text, values) if t is not None}))
             specs.append(
                 ColumnSpec(
                     name=str(name), kind="categorical", dtype=str(col.dtype), categories=seen
@@ -196,14 +232,14 @@ def _columns(
                 row = next(i for i, v in enumerate(values) if v is _ABSENT)
                 raise SchemaError(
                     f"column {spec.name!r}, row {row}: missing (send null for an unknown value; "
-                    f"expected columns: {', '.join(c.name for c in schema)})"
+                    f"expected columns: {first_few(c.name for c in schema)})"
                 )
             columns[spec.name] = values
         return len(rows), columns
     missing = [c.name for c in schema if c.name not in rows.columns]
     if missing:
         raise SchemaError(
-            f"missing column {missing[0]!r} (expected: {', '.join(c.name for c in schema)})"
+            f"missing column {missing[0]!r} (expected: {first_few(c.name for c in schema)})"
         )
     columns = {}
     for spec in schema:
@@ -267,7 +303,7 @@ def validate(
                 if allowed is not None and label is not None and label not in allowed:
                     raise SchemaError(
                         f"{_where(spec.name, row, first_line)}: unseen category {label!r} "
-                        f"(allowed: {', '.join(spec.categories)})"
+                        f"(allowed: {first_few(spec.categories)})"
                     )
                 texts.append(label)
             categorical[spec.name] = texts

@@ -48,6 +48,8 @@ def credential_in_url(url: str) -> str | None:
 
 def _redact_match(match: re.Match[str]) -> str:
     scheme, rest = match.group("scheme"), match.group("rest")
+    trailing = len(rest) - len(rest.rstrip(".,:;!)]}"))
+    rest, after = rest[: len(rest) - trailing], rest[len(rest) - trailing :]
     end = len(rest)
     for stop in "/?#":
         at = rest.find(stop)
@@ -67,7 +69,7 @@ def _redact_match(match: re.Match[str]) -> str:
             name, eq, value = pair.partition("=")
             pairs.append(f"{name}={MASK}" if eq and value else pair)
         tail = f"{path}?{'&'.join(pairs)}{fragment}"
-    return f"{scheme}{authority}{tail}"
+    return f"{scheme}{authority}{tail}{after}"
 
 
 def redact(text: str) -> str:

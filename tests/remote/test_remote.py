@@ -188,3 +188,48 @@ def test_experiment_shared_through_git_and_dvc_remotes(project: Path) -> None:
     assert "up to date" in dvc("status", cwd=teammate).stdout
     git("checkout", "--", ".", cwd=project)
     dvc("checkout", "--force", cwd=project)
+
+
+def test_tampered_s3_object_is_refused_naming_its_file(tmp_path: Path, s3: SeaweedS3) -> None:
+    """S3 answers whether an object exists without DVC hashing it, so the bad bytes are
+    downloaded; ``verify`` (set by configure-s3) drops them and the last line names the file
+    and the object's key. The object stays in the bucket for the user to replace."""
+    import botocore.session
+
+    repo = tmp_path / "tamper"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    dvc("init", "-q", cwd=repo)
+    shutil.copytree(Path(__file__).resolve().parents[2] / "tools", repo / "tools")
+    (repo / "good.txt").write_text("good\n")
+    (repo / "bad.txt").write_text("original\n")
+    dvc("add", "-q", "good.txt", "bad.txt", cwd=repo)
+    write_env(repo, **s3_env(s3, "tamper"))
+    remote_tool("configure-s3", cwd=repo)
+    remote_tool("push", cwd=repo)
+    bad = yaml.safe_load((repo / "bad.txt.dvc").read_text())["outs"][0]["md5"]
+    key = f"tamper/files/md5/{bad[:2]}/{bad[2:]}"
+    client = botocore.session.Session().create_client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=s3.endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    )
+    client.put_object(Bucket="dvc-test", Key=key, Body=b"tampered\n")
+    for name in ("good.txt", "bad.txt"):
+        (repo / name).unlink()
+    shutil.rmtree(repo / ".dvc" / "cache")
+
+    proc = remote_tool("pull", cwd=repo, check=False)
+
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in output, output
+    assert SECRET_KEY not in output and ACCESS_KEY not in output
+    line = proc.stderr.splitlines()[-1]
+    assert line.startswith("error: dvc pull from remote 's3' failed: bad.txt failed the hash check")
+    assert f"s3://dvc-test/{key}" in line and "make push" in line
+    assert not (repo / "bad.txt").exists()
+    assert (repo / "good.txt").read_text() == "good\n"
+    cached = [p.read_bytes() for p in (repo / ".dvc" / "cache").rglob("*") if p.is_file()]
+    assert b"tampered\n" not in cached

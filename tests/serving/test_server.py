@@ -2,57 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import free_ports, stop_process
-from tests.serving.conftest import DATASET, REPO, json_rows
+from tests.serving.conftest import DATASET, json_rows, uvicorn_server
 
 
 @pytest.fixture(scope="module")
 def server(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_ports(1)[0]
     log = tmp_path_factory.mktemp("server") / "uvicorn.log"
-    env = dict(os.environ, SERVING_ROOT=str(project), SERVING_MAX_UPLOAD_MB="0.01")  # ~10 KB
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "tabml.serving.app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"server not healthy in 60 s:\n{log.read_text()}"
-            time.sleep(0.1)
+    with uvicorn_server(project, log, SERVING_MAX_UPLOAD_MB="0.01") as (url, _):  # ~10 KB
         yield url
-    finally:
-        stop_process(proc)
     assert "Traceback" not in log.read_text()
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import subprocess
+
 import pytest
 
 from tabml.cli import one_line, run_stage, stage_parser
@@ -149,3 +153,181 @@ def test_repo_params_pass_run_stage():
 )
 def test_one_line_folds_whitespace(text, line):
     assert one_line(ValueError(text)) == line
+
+
+# --- disks, memory and crashes: one line too, never a traceback ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "line"),
+    [
+        (
+            errno.ENOSPC,
+            "error: cannot write /r/models/rf_credit_v1.pkl: no space left on device: "
+            "free space and rerun",
+        ),
+        (
+            errno.EDQUOT,
+            "error: cannot write /r/models/rf_credit_v1.pkl: disk quota exceeded: "
+            "free space or raise the quota and rerun",
+        ),
+        (
+            errno.EROFS,
+            "error: cannot write /r/models/rf_credit_v1.pkl: read-only file system: "
+            "make it writable (or run in a writable copy of the repository) and rerun",
+        ),
+        (
+            errno.EACCES,
+            "error: cannot access /r/models/rf_credit_v1.pkl: permission denied: "
+            "give this user read and write access to it and its directory, and rerun",
+        ),
+        (
+            errno.EPERM,
+            "error: cannot access /r/models/rf_credit_v1.pkl: operation not permitted: "
+            "give this user read and write access to it and its directory, and rerun",
+        ),
+        (
+            errno.EFBIG,
+            "error: cannot write /r/models/rf_credit_v1.pkl: file too large for the file "
+            "system: write to a file system that allows larger files and rerun",
+        ),
+        (
+            errno.EIO,
+            "error: cannot access /r/models/rf_credit_v1.pkl: input/output error: "
+            "check the disk (dmesg) and rerun",
+        ),
+    ],
+)
+def test_run_stage_disk_errors_are_one_line_naming_the_file(tmp_path, capsys, code, line):
+    params = write_params(tmp_path / "params.yaml", project_params())
+
+    def body(args, params, layout):
+        raise OSError(code, os.strerror(code), "/r/models/rf_credit_v1.pkl")
+
+    status = run_stage(parser(), body, ["--params", str(params), "--root", str(tmp_path)])
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert error_lines(err) == [line]
+    assert "Traceback" not in err
+
+
+def test_run_stage_disk_error_without_a_file_name(tmp_path, capsys):
+    params = write_params(tmp_path / "params.yaml", project_params())
+
+    def body(args, params, layout):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    status = run_stage(parser(), body, ["--params", str(params), "--root", str(tmp_path)])
+
+    assert status == 2
+    assert error_lines(capsys.readouterr().err) == [
+        f"error: cannot write under {tmp_path}: no space left on device: free space and rerun"
+    ]
+
+
+def test_run_stage_disk_error_masks_credentials_in_a_url(tmp_path, capsys):
+    params = write_params(tmp_path / "params.yaml", project_params())
+
+    def body(args, params, layout):
+        raise OSError(errno.EACCES, "denied", "https://user:hunter2@example.com/x.csv?sig=s3cr3t")
+
+    assert run_stage(parser(), body, ["--params", str(params), "--root", str(tmp_path)]) == 2
+
+    err = capsys.readouterr().err
+    assert "hunter2" not in err and "s3cr3t" not in err
+    assert len(error_lines(err)) == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "argv", "stage"),
+    [
+        ({}, [], "test"),
+        ({"dataset": True}, ["--dataset", "credit"], "test@credit"),
+        (
+            {"dataset": True, "algo": True},
+            ["--dataset", "credit", "--algo", "rf"],
+            "test@credit-rf",
+        ),
+    ],
+)
+def test_run_stage_memory_error_names_the_stage(tmp_path, capsys, flags, argv, stage):
+    params = write_params(tmp_path / "params.yaml", project_params())
+
+    def body(args, params, layout):
+        raise MemoryError
+
+    argv = ["--params", str(params), "--root", str(tmp_path), *argv]
+    status = run_stage(parser(**flags), body, argv)
+
+    err = capsys.readouterr().err
+    assert status == 2
+    assert error_lines(err) == [
+        f"error: stage {stage} ran out of memory: close other programs, lower the n_jobs "
+        "settings in params.yaml or use a smaller dataset, and rerun"
+    ]
+    assert "Traceback" not in err
+
+
+def test_run_stage_stage_names_follow_dvc_yaml(tmp_path, capsys):
+    params = write_params(tmp_path / "params.yaml", project_params())
+    check = stage_parser("python -m stages.check_params", "Check.")
+
+    def body(args, params, layout):
+        raise MemoryError
+
+    assert run_stage(check, body, ["--params", str(params), "--root", str(tmp_path)]) == 2
+    assert error_lines(capsys.readouterr().err)[0].startswith(
+        "error: stage check-params ran out of memory: "
+    )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        KeyboardInterrupt(),
+        FileNotFoundError(errno.ENOENT, "No such file", "/x"),
+        OSError(errno.EBADF, "bad"),
+    ],
+)
+def test_run_stage_never_catches_interrupts_or_unexpected_os_errors(tmp_path, error):
+    params = write_params(tmp_path / "params.yaml", project_params())
+
+    def body(args, params, layout):
+        raise error
+
+    with pytest.raises(type(error)):
+        run_stage(parser(), body, ["--params", str(params), "--root", str(tmp_path)])
+
+
+def test_run_stage_removes_stale_temps_of_killed_runs_before_the_body(tmp_path):
+    params = write_params(tmp_path / "params.yaml", project_params())
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    stale = [
+        tmp_path / "models" / f".rf_credit_v1.pkl.{proc.pid}-abcdefgh.tmp",
+        tmp_path
+        / "data"
+        / "interim"
+        / f".credit-train_interim_20251130.csv.{proc.pid}-abcdefgh.tmp",
+        tmp_path / "metrics" / f".test.{proc.pid}-abcdefgh.tmp" / "credit-rf.json",
+        tmp_path / "plots" / f".report.html.{proc.pid}-abcdefgh.tmp",
+    ]
+    (tmp_path / ".dvc").mkdir()  # a DVC repository: its temp home is cleaned too
+    stale.append(tmp_path / ".dvc" / "tmp" / "tabml" / f".x.csv.{proc.pid}-abcdefgh.tmp")
+    live = tmp_path / "models" / f".lr_credit_v1.pkl.{os.getppid()}-abcdefgh.tmp"
+    elsewhere = tmp_path / "notes" / f".x.csv.{proc.pid}-abcdefgh.tmp"  # not an output tree
+    for path in (*stale, live, elsewhere):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x", encoding="utf-8")
+    seen = []
+
+    def body(args, params, layout):
+        seen.extend(path for path in stale if path.exists())
+
+    argv = ["--params", str(params), "--root", str(tmp_path)]
+    assert run_stage(parser(), body, argv) == 0
+
+    assert seen == []
+    assert not (tmp_path / "metrics" / f".test.{proc.pid}-abcdefgh.tmp").exists()
+    assert live.exists() and elsewhere.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 
 import numpy as np
@@ -17,7 +18,7 @@ from tabml.features import DataInfo, FeatureSpec, load_features
 from tabml.files import md5_file, read_csv
 from tabml.layout import Layout
 from tabml.params import FeaturizeParams
-from tabml.schema import ColumnSpec
+from tabml.schema import ColumnSpec, validate
 from tests.naming import DATA_NAME_RE
 from tests.unit.conftest import SNAPSHOT, cli, make_frame, revalidated
 
@@ -246,6 +247,144 @@ def test_unseen_test_category_is_not_an_error(train, test, spec):
     assert len(out_test) == len(test)
 
 
+# --- row ids (issue 8 item 7) ---------------------------------------------------------------
+
+
+def ids(n: int, prefix: str = "C") -> list[str]:
+    return [f"{prefix}{i:05d}" for i in range(n)]
+
+
+def id_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_text_column_of_row_ids_is_dropped_with_one_warning(train, test, spec, caplog):
+    """A text id is one one-hot feature per train row, and the served model would refuse
+    every new id as an unseen category (a 422 listing 1,500 ids)."""
+    train.insert(0, "customer", ids(len(train)))
+    test.insert(0, "customer", ids(len(test), "N"))
+
+    out_train, out_test, features, transformer = run(train, test, spec)
+
+    assert [c.name for c in features.columns] == ["income", "age", "color"]
+    assert not any("customer" in n for n in features.feature_names)
+    assert out_test.columns.tolist() == out_train.columns.tolist() == [*features.feature_names, "y"]
+    assert all("customer" not in row for row in features.check_rows)
+    assert list(transformer.feature_names_in_) == ["income", "age", "color"]
+    assert id_warnings(caplog) == [
+        "column 'customer' looks like a row id (40 distinct values in 40 train rows): dropped "
+        "from the features; list it in datasets.tiny.keep_columns to keep it, or in "
+        "datasets.tiny.drop_columns to drop it without this warning"
+    ]
+    # What a client sends with the id: an extra column, ignored (no 422 for a new id).
+    validate([test.drop(columns="y").iloc[0].to_dict()], features.columns)
+
+
+def test_row_id_in_keep_columns_is_kept_without_warning(train, test, spec, caplog):
+    train.insert(0, "customer", ids(len(train)))
+    test.insert(0, "customer", ids(len(test)))
+
+    _, _, features, _ = run(train, test, revalidated(spec, keep_columns=["customer"]))
+
+    assert features.columns[0].name == "customer"
+    assert "cat__customer_C00000" in features.feature_names
+    assert id_warnings(caplog) == []
+
+
+def test_row_id_in_drop_columns_is_dropped_without_warning(train, test, spec, caplog):
+    train.insert(0, "customer", ids(len(train)))
+    test.insert(0, "customer", ids(len(test)))
+
+    _, _, features, _ = run(train, test, revalidated(spec, drop_columns=["customer"]))
+
+    assert "customer" not in [c.name for c in features.columns]
+    assert id_warnings(caplog) == []
+
+
+def test_keep_columns_naming_no_column_raises(train, test, spec):
+    with pytest.raises(DataError) as info:
+        run(train, test, revalidated(spec, keep_columns=["custmer"]))
+
+    assert str(info.value) == (
+        "datasets.tiny.keep_columns: 'custmer' is not a column of the train split "
+        "(columns: 'income', 'age', 'color'): fix the name or remove it"
+    )
+
+
+def test_keep_columns_naming_the_target_raises(train, test, spec):
+    with pytest.raises(DataError) as info:
+        run(train, test, revalidated(spec, keep_columns=["y"]))
+
+    assert str(info.value) == (
+        "datasets.tiny.keep_columns lists the target column 'y': remove it (the target is "
+        "never an input)"
+    )
+
+
+def test_only_row_ids_left_raises(spec):
+    frame = pd.DataFrame({"customer": ids(30), "y": ["yes", "no"] * 15})
+
+    with pytest.raises(DataError) as info:
+        run(frame, frame, spec)
+
+    assert str(info.value) == (
+        "every input column of dataset 'tiny' looks like a row id ('customer'): list the ones "
+        "to keep in datasets.tiny.keep_columns"
+    )
+
+
+@pytest.mark.parametrize(("n_rows", "dropped"), [(19, False), (20, True)])
+def test_row_ids_need_twenty_train_values(spec, n_rows, dropped):
+    """On a handful of rows any text column is all distinct: that proves nothing."""
+    frame = make_frame(n_rows, seed=4)
+    frame.insert(0, "customer", ids(n_rows))
+
+    _, _, features, _ = run(frame, frame, spec)
+
+    assert ("customer" not in [c.name for c in features.columns]) is dropped
+
+
+@pytest.mark.parametrize(("distinct", "dropped"), [(20, False), (21, True)])
+def test_row_ids_are_counted_among_non_missing_values(train, test, spec, distinct, dropped):
+    """max_unique_fraction=0.5 of 40 present values: 20 distinct is a category, 21 an id;
+    missing and blank cells are not values."""
+    values = [f"v{i % distinct}" for i in range(40)] + [None] * 10 + ["  "] * 10
+    train = pd.concat([train, train.iloc[:20]], ignore_index=True)
+    train.insert(0, "code", values)
+    test.insert(0, "code", "v0")
+
+    _, _, features, _ = run(train, test, spec, revalidated(RAW, max_unique_fraction=0.5))
+
+    assert ("code" not in [c.name for c in features.columns]) is dropped
+
+
+def test_numeric_columns_are_never_row_ids(train, test, spec, caplog):
+    train.insert(0, "number", range(len(train)))
+    test.insert(0, "number", range(len(test)))
+
+    _, _, features, _ = run(train, test, spec)
+
+    assert features.columns[0].name == "number"
+    assert id_warnings(caplog) == []
+
+
+def test_numbers_with_blank_cells_are_one_numeric_feature(spec):
+    """pandas reads a numeric column with " " cells as text; blanks are missing values, so it
+    is scaled and imputed as a number, not one-hot encoded per value."""
+    source = "x,y\n" + "".join(
+        f"{v},{c}\n" for v, c in zip([1.5, " ", 3, "  ", 5] * 6, ["yes", "no"] * 15, strict=True)
+    )
+    train = pd.read_csv(io.StringIO(source))
+    assert train["x"].dtype == object
+
+    out_train, _, features, _ = run(train, train, spec)
+
+    assert features.columns == [ColumnSpec(name="x", kind="numeric", dtype="float64")]
+    assert features.feature_names == ["num__x", "num__missingindicator_x"]
+    assert out_train["num__x"].tolist()[:5] == [1.5, 3.0, 3.0, 3.0, 5.0]  # median imputed
+    assert {row["x"] for row in features.check_rows} <= {1.5, 3.0, 5.0, None}
+
+
 def test_main_writes_processed_directory(project):
     root = cli(project, dataset="tiny")
     assert ingest.main(root) == 0 and split.main(root) == 0
@@ -273,6 +412,28 @@ def test_main_writes_processed_directory(project):
     assert features.data.train_md5 == md5_file(layout.interim("tiny", "train", SNAPSHOT))
     assert features.data.train_file == f"data/interim/tiny-train_interim_{SNAPSHOT}.csv"
     assert list(transformer.get_feature_names_out()) == features.feature_names
+
+
+def test_main_drops_a_row_id_with_one_warning(project, caplog):
+    frame = make_frame()
+    frame.insert(0, "customer", ids(len(frame)))
+    frame.to_csv(project / "src.csv", index=False)
+    root = cli(project, dataset="tiny")
+    assert ingest.main(root) == 0 and split.main(root) == 0
+    caplog.clear()
+
+    code = featurize_stage.main(root)
+
+    warned = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert code == 0
+    assert [(r.name, r.getMessage().split(":")[0]) for r in warned] == [
+        (
+            "stages.featurize",
+            "column 'customer' looks like a row id (30 distinct values in 30 train rows)",
+        )
+    ]
+    features, _ = load_features(Layout(project), "tiny", SNAPSHOT)
+    assert [c.name for c in features.columns] == ["income", "age", "color"]
 
 
 def test_main_is_reproducible(project):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +16,8 @@ from ruamel.yaml import YAMLError
 
 from tabml.errors import DataError, PipelineError
 from tabml.files import (
+    TEMP_HOME,
+    TEMP_NAME,
     atomic_path,
     json_text,
     md5_file,
@@ -21,7 +25,9 @@ from tabml.files import (
     read_json,
     read_pickle,
     read_yaml,
+    remove_stale_temps,
     replace_dir,
+    temp_home,
     write_csv,
     write_json,
     write_pickle,
@@ -247,3 +253,237 @@ def test_replace_dir_keeps_old_directory_when_writer_raises(tmp_path):
     assert [p.name for p in out.iterdir()] == ["model.pkl"]
     assert (out / "model.pkl").read_text(encoding="utf-8") == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["processed"]
+
+
+def test_replace_dir_puts_the_old_directory_back_when_the_swap_fails(tmp_path, monkeypatch):
+    out = tmp_path / "processed"
+    out.mkdir()
+    (out / "model.pkl").write_text("old", encoding="utf-8")
+    real_replace = os.replace
+    failed = []
+
+    def replace(src, dst):
+        if Path(dst) == out and not failed:  # moving the new directory into place
+            failed.append(src)
+            raise OSError(errno.EIO, os.strerror(errno.EIO), str(src), None, str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+    with pytest.raises(OSError) as info:
+        replace_dir(out, lambda tmp: write_text(tmp / "model.pkl", "new"))
+
+    monkeypatch.undo()
+    assert info.value.filename == str(out)
+    assert (out / "model.pkl").read_text(encoding="utf-8") == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["processed"]
+
+
+# --- temporary names: hidden from DVC (.dvcignore), named after the output in errors -----
+
+
+@pytest.fixture
+def dvc_repo(tmp_path: Path) -> Path:
+    """A directory DVC would call a repository (it has a .dvc directory)."""
+    (tmp_path / ".dvc").mkdir()
+    return tmp_path
+
+
+def test_temp_names_carry_the_pid_and_match_the_pattern(tmp_path):
+    seen = []
+
+    with atomic_path(tmp_path / "rf_credit_v1.pkl") as tmp:
+        seen.append(tmp)
+
+    replace_dir(tmp_path / "credit", lambda tmp: seen.append(tmp))
+
+    for path, name in zip(seen, ("rf_credit_v1.pkl", "credit"), strict=True):
+        match = TEMP_NAME.fullmatch(path.name)
+        assert match is not None, path.name
+        assert (match["name"], int(match["pid"])) == (name, os.getpid())
+        assert path.name.startswith(".") and path.name.endswith(".tmp")
+
+
+def test_in_a_dvc_repository_temps_are_written_out_of_every_output_directory(dvc_repo):
+    """A kill -9 leaves them in .dvc/tmp/tabml: no directory DVC hashes, nothing git shows."""
+    seen = []
+    target = dvc_repo / "models" / "rf_credit_v1.pkl"
+
+    with atomic_path(target) as tmp:
+        seen.append(tmp)
+        tmp.write_text("model", encoding="utf-8")
+
+    def write(tmp: Path) -> None:
+        seen.append(tmp)
+        write_text(tmp / "sub" / "a.csv", "a")
+
+    replace_dir(dvc_repo / "data" / "processed" / "credit", write)
+    replace_dir(dvc_repo / "data" / "processed" / "credit", write)  # again, over the old one
+
+    home = dvc_repo / TEMP_HOME
+    assert temp_home(dvc_repo / "data" / "processed") == home
+    assert temp_home(dvc_repo.parent) is None
+    assert [tmp.parent for tmp in seen] == [home, home, home]
+    assert target.read_text(encoding="utf-8") == "model"
+    assert (dvc_repo / "data" / "processed" / "credit" / "sub" / "a.csv").exists()
+    assert list(home.iterdir()) == []
+    assert sorted(p.name for p in (dvc_repo / "data" / "processed").iterdir()) == ["credit"]
+    assert [p.name for p in (dvc_repo / "models").iterdir()] == ["rf_credit_v1.pkl"]
+
+
+def test_temps_go_beside_the_output_when_renaming_from_the_repository_fails(dvc_repo, monkeypatch):
+    """rename(2) cannot cross file systems or bind mounts (EXDEV): a data/ on another disk,
+    a container volume."""
+    real_replace = os.replace
+    target = dvc_repo / "data" / "interim" / "x.csv"
+
+    def replace(src, dst):
+        if Path(src).parent == dvc_repo / TEMP_HOME:
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), str(src), None, str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent
+        tmp.write_text("x", encoding="utf-8")
+
+    assert target.read_text(encoding="utf-8") == "x"
+    assert [p.name for p in target.parent.iterdir()] == ["x.csv"]
+    assert list((dvc_repo / TEMP_HOME).iterdir()) == []
+
+
+@pytest.mark.parametrize("in_repo", [False, True], ids=["plain", "dvc-repo"])
+def test_atomic_path_names_the_output_when_a_write_fails(tmp_path, in_repo):
+    if in_repo:
+        (tmp_path / ".dvc").mkdir()
+    target = tmp_path / "out.csv"
+    target.write_text("old", encoding="utf-8")
+
+    with pytest.raises(OSError) as info, atomic_path(target) as tmp:
+        tmp.write_text("half", encoding="utf-8")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a full disk raises it
+
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(target)
+    assert target.read_text(encoding="utf-8") == "old"
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and p != target]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize("in_repo", [False, True], ids=["plain", "dvc-repo"])
+def test_atomic_path_names_the_output_when_the_temp_cannot_be_created(
+    tmp_path, monkeypatch, in_repo
+):
+    if in_repo:
+        (tmp_path / ".dvc").mkdir()
+    target = tmp_path / "out.csv"
+    real_open = os.open
+
+    def read_only(path, *args, **kwargs):
+        if tmp_path in Path(path).parents:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+
+    with pytest.raises(OSError) as info, atomic_path(target):
+        pass
+
+    assert info.value.errno == errno.EROFS
+    assert info.value.filename == str(target)
+
+
+def test_atomic_path_names_the_output_when_the_move_fails(dvc_repo, monkeypatch):
+    target = dvc_repo / "out.csv"
+
+    def replace(src, dst):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(src), None, str(dst))
+
+    monkeypatch.setattr(os, "replace", replace)
+
+    with pytest.raises(OSError) as info, atomic_path(target) as tmp:
+        tmp.write_text("x", encoding="utf-8")
+
+    assert (info.value.filename, info.value.filename2) == (str(target), str(target))
+
+
+@pytest.mark.parametrize("in_repo", [False, True], ids=["plain", "dvc-repo"])
+def test_replace_dir_names_the_final_file_when_a_write_fails(tmp_path, in_repo):
+    if in_repo:
+        (tmp_path / ".dvc").mkdir()
+    out = tmp_path / "processed"
+
+    def write(tmp: Path) -> None:
+        with atomic_path(tmp / "sub" / "x.csv"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(OSError) as info:
+        replace_dir(out, write)
+
+    assert info.value.filename == str(out / "sub" / "x.csv")
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert not out.exists()
+
+
+# --- stale temporary files of killed runs -----------------------------------------------
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_remove_stale_temps_removes_only_ours_from_dead_processes(tmp_path):
+    dead, alive = dead_pid(), os.getppid()
+    models, data = tmp_path / "models", tmp_path / "data" / "interim"
+    models.mkdir()
+    data.mkdir(parents=True)
+    stale_file = models / f".rf_credit_v1.pkl.{dead}-abcdefgh.tmp"
+    stale_dir = tmp_path / "data" / f".processed.{dead}-x1y2z3__.tmp"
+    own = data / f".credit-train_interim_20251130.csv.{os.getpid()}-abcdefgh.tmp"
+    live = models / f".lr_credit_v1.pkl.{alive}-abcdefgh.tmp"  # another run writing now
+    lookalikes = [
+        models / ".notes.tmp",
+        models / f"rf.pkl.{dead}-abcdefgh.tmp",
+        models / f".rf.pkl.{dead}-abc.tmp",
+        models / "rf_credit_v1.pkl",
+    ]
+    for path in (stale_file, own, live, *lookalikes):
+        path.write_text("x", encoding="utf-8")
+    stale_dir.mkdir()
+    (stale_dir / "credit-train.csv").write_text("x", encoding="utf-8")
+
+    removed = remove_stale_temps([tmp_path / "data", models, tmp_path / "missing"])
+
+    assert sorted(removed) == sorted([stale_file, stale_dir, own])
+    assert not stale_file.exists() and not stale_dir.exists() and not own.exists()
+    assert live.exists()
+    assert all(path.exists() for path in lookalikes)
+
+
+def test_remove_stale_temps_of_a_clean_tree_removes_nothing(tmp_path):
+    write_json(tmp_path / "metrics" / "test" / "a.json", {"x": 1})
+
+    assert remove_stale_temps([tmp_path / "metrics"]) == []
+    assert read_json(tmp_path / "metrics" / "test" / "a.json") == {"x": 1}
+
+
+def test_write_csv_quotes_text_holding_a_bare_carriage_return(tmp_path):
+    """Python's csv writer leaves a bare "\\r" unquoted, and readers split the row there."""
+    frame = pd.DataFrame({"note": ["x\ry", "plain", None], "value": [1.5, -2.0, None]})
+
+    write_csv(tmp_path / "f.csv", frame)
+    back = pd.read_csv(tmp_path / "f.csv")
+
+    assert back.shape == (3, 2)
+    assert back["note"].tolist()[:2] == ["x\ry", "plain"]
+    assert back["value"].tolist()[:2] == [1.5, -2.0]
+    assert back.isna().sum().tolist() == [1, 1]
+
+
+def test_write_csv_without_carriage_returns_quotes_minimally(tmp_path):
+    write_csv(tmp_path / "f.csv", pd.DataFrame({"a": ["x", "y,z"], "b": [1, 2]}))
+
+    assert (tmp_path / "f.csv").read_text() == 'a,b\nx,1\n"y,z",2\n'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import numpy as np
@@ -64,7 +65,7 @@ def test_check_raw_missing_target_names_column(frame, spec):
     message = check_error(frame.drop(columns="y"), spec)
 
     assert "target column 'y' not in source columns" in message
-    assert "income, age, color" in message
+    assert "('income', 'age', 'color')" in message
 
 
 def test_check_raw_missing_target_lists_only_first_columns(spec):
@@ -72,7 +73,7 @@ def test_check_raw_missing_target_lists_only_first_columns(spec):
 
     message = check_error(wide, spec)
 
-    assert "c14, ..." in message and "c15" not in message
+    assert "'c14', ..." in message and "c15" not in message
 
 
 def test_check_raw_single_class_target(frame, spec):
@@ -94,7 +95,7 @@ def test_check_raw_more_than_two_classes(frame, spec):
 
     message = check_error(frame, spec)
 
-    assert "has 3 classes (maybe, no, yes)" in message
+    assert "has 3 classes ('maybe', 'no', 'yes')" in message
     assert "only binary targets" in message
 
 
@@ -102,7 +103,7 @@ def test_check_raw_positive_class_not_present(frame, spec):
     message = check_error(frame, revalidated(spec, positive_class="Yes"))
 
     assert "positive_class 'Yes' is not a value of target 'y'" in message
-    assert "(values: no, yes)" in message
+    assert "(values: 'no', 'yes')" in message
 
 
 def test_check_raw_drop_column_not_in_data(frame, spec):
@@ -146,6 +147,47 @@ def test_check_raw_all_blank_target_is_all_missing(frame, spec):
     frame["y"] = " "
 
     assert "(all values missing)" in check_error(frame, spec)
+
+
+def test_check_raw_names_columns_with_repr_so_spaces_show(spec):
+    frame = pd.DataFrame({"id": [1, 2], " Salary": [3, 4], "y\u200b": ["yes", "no"]})
+
+    message = check_error(frame, spec)
+
+    assert "not in source columns ('id', ' Salary', 'y\\u200b')" in message
+
+
+def test_check_raw_missing_target_suggests_skipinitialspace(spec):
+    frame = pd.DataFrame({"x": [1, 2], " z": [1, 2], " y": ["yes", "no"]})
+
+    message = check_error(frame, spec)
+
+    assert "target column 'y' not in source columns ('x', ' z', ' y')" in message
+    assert message.endswith(
+        "2 column names start with a space (' z', ' y'): if the file separates its fields "
+        "with ', ', set datasets.tiny.skipinitialspace: true"
+    )
+
+
+@pytest.mark.parametrize("positive", ["1.0", "1", "1.00"])
+def test_check_raw_float_coded_target_accepts_any_spelling(spec, positive):
+    frame = pd.DataFrame({"x": [1, 2, 3, 4], "y": [0.0, 1.0, 0.0, 1.0]})
+
+    assert check_raw(frame, revalidated(spec, positive_class=positive), "tiny") is frame
+
+
+def test_check_raw_numerically_equal_labels_are_one_class(spec):
+    frame = pd.DataFrame({"x": [1, 2, 3, 4], "y": ["1", "1.0", "0", "0.0"]})
+
+    assert check_raw(frame, revalidated(spec, positive_class="1"), "tiny") is frame
+
+
+def test_check_raw_float_coded_target_wrong_positive_names_values(spec):
+    frame = pd.DataFrame({"x": [1, 2, 3, 4], "y": [0.0, 1.0, 0.0, 1.0]})
+
+    message = check_error(frame, revalidated(spec, positive_class="2.0"))
+
+    assert "positive_class '2.0' is not a value of target 'y' (values: '0', '1')" in message
 
 
 # --- read_source: files -----------------------------------------------------------------
@@ -277,10 +319,11 @@ def test_read_http_connection_refused():
     uri = f"http://127.0.0.1:{port}/src.csv"
 
     with pytest.raises(DataError) as info:
-        read_source(source(uri))
+        read_source(source(uri, http={"retries": 1, "backoff": 0.0}))
 
-    assert str(info.value).startswith(f"cannot read source {uri}:")
-    assert "\n" not in str(info.value)
+    assert str(info.value) == (
+        f"cannot read source {uri}: cannot connect (2 attempts): Connection refused"
+    )
 
 
 # --- read_source: bundled datasets ------------------------------------------------------
@@ -360,3 +403,170 @@ def test_main_unknown_dataset_returns_2(project, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "error: unknown dataset 'other': params.yaml declares tiny" in err
+
+
+# --- CLI: how a CSV source is read (tabml.csvfile) ---------------------------------------
+
+
+def ingest_text(
+    root, text: str, capsys, caplog=None, **dataset
+) -> tuple[int, list[str], pd.DataFrame | None]:
+    """Run the real ingest main on a source CSV written as ``text``; return its exit code,
+    its ``error:`` lines and the raw snapshot read back (None when none was written)."""
+    raw = project_params()
+    raw["datasets"]["tiny"].update(dataset)
+    write_params(root / "params.yaml", raw)
+    (root / "src.csv").write_text(text, encoding="utf-8")
+
+    code = ingest.main(cli(root, dataset="tiny"))
+
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    out = Layout(root).raw("tiny", SNAPSHOT)
+    return code, errors, (read_csv(out) if out.exists() else None)
+
+
+def warnings_of(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_main_blank_cells_are_missing_and_numbers_stay_numeric(tmp_path, capsys):
+    rows = "".join(
+        f"{i},{'  ' if i % 7 == 0 else i * 1.5},{'yes' if i % 2 else 'no'}\n" for i in range(40)
+    )
+
+    code, errors, raw = ingest_text(tmp_path, "id,income,y\n" + rows, capsys)
+
+    assert (code, errors) == (0, [])
+    assert raw["income"].dtype == "float64"
+    assert int(raw["income"].isna().sum()) == 6
+
+
+def test_main_honours_na_values(tmp_path, capsys):
+    text = "x,c,y\n1,a,yes\n?,-,no\n3,b,yes\nNA,c,no\n"
+
+    code, errors, raw = ingest_text(tmp_path, text, capsys, na_values=["?", "-"])
+
+    assert (code, errors) == (0, [])
+    assert raw["x"].dtype == "float64"
+    assert raw["x"].isna().tolist() == [False, True, False, True]
+    assert raw["c"].isna().tolist() == [False, True, False, False]
+
+
+def test_main_skipinitialspace_writes_clean_names_and_values(tmp_path, capsys):
+    text = "x, c, y\n1, a, yes\n2, , no\n3, b, yes\n"
+
+    code, errors, raw = ingest_text(tmp_path, text, capsys, skipinitialspace=True)
+
+    assert (code, errors) == (0, [])
+    assert raw.columns.tolist() == ["x", "c", "y"]
+    assert raw["y"].tolist() == ["yes", "no", "yes"]
+    assert raw["c"].isna().tolist() == [False, True, False]
+
+
+def test_main_comma_space_file_without_the_option_says_to_set_it(tmp_path, capsys):
+    text = "x, c, y\n1, a, yes\n2, b, no\n"
+
+    code, errors, raw = ingest_text(tmp_path, text, capsys)
+
+    assert code == 2 and raw is None
+    assert errors == [
+        "error: dataset 'tiny': target column 'y' not in source columns ('x', ' c', ' y'); "
+        "2 column names start with a space (' c', ' y'): if the file separates its fields "
+        "with ', ', set datasets.tiny.skipinitialspace: true"
+    ]
+
+
+def test_main_spaced_names_warn_even_when_the_target_is_found(tmp_path, capsys, caplog):
+    text = "y, a, b\nyes, 1, 2\nno, 3, 4\n"
+
+    code, errors, _ = ingest_text(tmp_path, text, capsys)
+
+    assert (code, errors) == (0, [])
+    assert [w for w in warnings_of(caplog) if "start with a space" in w] == [
+        "dataset 'tiny': 2 column names start with a space (' a', ' b'): if the file "
+        "separates its fields with ', ', set datasets.tiny.skipinitialspace: true"
+    ]
+
+
+def test_main_duplicate_header_is_refused(tmp_path, capsys):
+    code, errors, raw = ingest_text(tmp_path, "x,c,x,y\n1,a,2,yes\n2,b,3,no\n", capsys)
+
+    assert code == 2 and raw is None
+    assert errors == [
+        f"error: source {tmp_path / 'src.csv'}: column 'x' appears twice in the header "
+        "(line 1): "
+        "rename one of them"
+    ]
+
+
+def test_main_short_row_is_refused(tmp_path, capsys):
+    """A short row at ingest is an error, not a warning (see stages.ingest's docstring)."""
+    text = "a,b,c,d,y\n" + "1,2,3,4,yes\n" * 5 + "1,2,no\n" + "1,2,3,4,no\n"
+
+    code, errors, raw = ingest_text(tmp_path, text, capsys)
+
+    assert code == 2 and raw is None
+    assert errors == [
+        f"error: source {tmp_path / 'src.csv'}: line 7 has 3 fields, the header has 5: a "
+        "truncated or shifted row (fix or re-export the file)"
+    ]
+
+
+def test_main_numbers_with_a_few_text_values_warn_once(tmp_path, capsys, caplog):
+    values = [str(i) for i in range(60)]
+    values[4], values[9], values[10], values[30] = "?", "n/a ", "?", "unknown"
+    rows = "".join(f"{v},{'yes' if i % 2 else 'no'}\n" for i, v in enumerate(values))
+
+    code, errors, raw = ingest_text(tmp_path, "income,y\n" + rows, capsys)
+
+    assert (code, errors) == (0, [])
+    assert raw["income"].dtype == object  # kept as the source has it: the user decides
+    assert warnings_of(caplog) == [
+        "dataset 'tiny': column 'income' holds numbers but for 4 cells ('?', 'n/a ', "
+        "'unknown'), so it is read as categorical: if they mean missing, list them in "
+        "datasets.tiny.na_values"
+    ]
+
+
+def test_main_redacts_the_source_in_its_log(http_dir, tmp_path, frame, capsys, caplog):
+    caplog.set_level(logging.INFO)
+    served, base = http_dir
+    frame.to_csv(served / "src.csv", index=False)
+    raw = project_params(f"{base}/src.csv?version=v7-private")
+    write_params(tmp_path / "params.yaml", raw)
+
+    code = ingest.main(cli(tmp_path, dataset="tiny"))
+
+    logged = "\n".join(r.getMessage() for r in caplog.records) + capsys.readouterr().err
+    assert code == 0
+    assert f"{base}/src.csv?version=***" in logged
+    assert "v7-private" not in logged
+
+
+def test_main_redacts_the_source_in_its_error(http_dir, tmp_path, capsys):
+    _, base = http_dir
+    write_params(tmp_path / "params.yaml", project_params(f"{base}/nope.csv?version=v7-private"))
+
+    code = ingest.main(cli(tmp_path, dataset="tiny"))
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"error: cannot read source {base}/nope.csv?version=***: HTTP 404" in err
+    assert "v7-private" not in err
+
+
+def test_float_coded_target_trains_end_to_end(tmp_path):
+    from tests.unit.conftest import run_stages
+
+    frame = pd.DataFrame({"x": np.arange(40) % 7, "c": ["a", "b"] * 20, "y": [0.0, 1.0] * 20})
+    raw = project_params()
+    raw["datasets"]["tiny"]["positive_class"] = "1.0"
+    write_params(tmp_path / "params.yaml", raw)
+    frame.to_csv(tmp_path / "src.csv", index=False)
+
+    run_stages(tmp_path)
+
+    model = (tmp_path / "models" / "lr_tiny_v1.json").read_text(encoding="utf-8")
+    assert '"positive_class": "1.0"' in model

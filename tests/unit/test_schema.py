@@ -3,6 +3,7 @@ per-value rules, validate/conform of DataFrames and JSON records alike."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -76,6 +77,33 @@ def test_infer_schema_categories_leave_blank_text_out():
     frame = pd.DataFrame({"color": ["red", " ", "", "blue", None]})
 
     assert infer_schema(frame)[0].categories == ("blue", "red")
+
+
+def test_infer_schema_numbers_with_blank_cells_are_numeric():
+    """pandas reads a numeric column holding a " " cell as text; blank cells are missing
+    values, so the column is numeric all the same (not one category per number)."""
+    frame = pd.read_csv(io.StringIO("income,code,blank\n1.5,1, \n ,x,\n20, ,\t\n,2,\n"))
+    assert frame["income"].dtype == object  # what pandas does with the " " cell
+
+    by_name = {c.name: c for c in infer_schema(frame)}
+
+    assert by_name["income"] == ColumnSpec(name="income", kind="numeric", dtype="float64")
+    assert by_name["code"].kind == "categorical"  # "x" is text
+    assert by_name["code"].categories == ("1", "2", "x")
+    assert by_name["blank"].kind == "categorical"  # nothing but blanks: no number seen
+    assert by_name["blank"].categories == ()
+    out = conform(frame, [by_name["income"]])
+    assert out["income"].dtype == "float64"
+    np.testing.assert_array_equal(out["income"].to_numpy(), [1.5, np.nan, 20.0, np.nan])
+
+
+def test_infer_schema_text_numbers_with_blanks_from_records_are_numeric():
+    frame = pd.DataFrame({"x": [" 2 ", "   ", None, 3, "1e3"], "flag": [True, " ", 1, 2, 3]})
+
+    by_name = {c.name: c for c in infer_schema(frame)}
+
+    assert by_name["x"].kind == "numeric"
+    assert by_name["flag"].kind == "categorical"  # a boolean is never a number
 
 
 def test_column_spec_is_frozen_hashable_and_built_with_keywords():
@@ -282,6 +310,41 @@ def test_conform_unseen_category_strict_raises_with_row(schema):
     message = str(info.value)
     assert "column 'color', row 1: unseen category 'purple'" in message
     assert "blue, red" in message
+
+
+def test_unseen_category_lists_only_the_first_ten_allowed():
+    """A column of 1,500 codes must not put 1,500 codes into one error line."""
+    schema = infer_schema(pd.DataFrame({"code": [f"c{i:04d}" for i in range(1500)]}))
+
+    message = schema_error([{"code": "zzz"}], schema)
+
+    first = ", ".join(f"c{i:04d}" for i in range(10))
+    assert (
+        message
+        == f"column 'code', row 0: unseen category 'zzz' (allowed: {first}, ... and 1490 more)"
+    )
+
+
+def test_unseen_category_lists_all_of_ten_allowed():
+    schema = infer_schema(pd.DataFrame({"code": [f"c{i}" for i in range(10)]}))
+
+    message = schema_error([{"code": "zzz"}], schema)
+
+    assert message.endswith(f"(allowed: {', '.join(f'c{i}' for i in range(10))})")
+
+
+def test_missing_column_lists_only_the_first_ten_expected():
+    wide = infer_schema(pd.DataFrame({f"c{i:02d}": [1.0] for i in range(30)}))
+    first = ", ".join(f"c{i:02d}" for i in range(10))
+
+    from_frame = schema_error(pd.DataFrame({"c00": [1.0]}), wide)
+    from_records = schema_error([{"c00": 1.0}], wide)
+
+    assert from_frame == f"missing column 'c01' (expected: {first}, ... and 20 more)"
+    assert from_records == (
+        "column 'c01', row 0: missing (send null for an unknown value; "
+        f"expected columns: {first}, ... and 20 more)"
+    )
 
 
 def test_conform_unseen_category_accepted_when_not_strict(schema):

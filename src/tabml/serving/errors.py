@@ -6,11 +6,18 @@ pipeline's own error, so the API and the stages word schema problems the same wa
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 
 class ServingError(Exception):
     """Base of every error caused by a request or by configuration, never by a bug."""
 
     status = 400
+    headers: ClassVar[dict[str, str] | None] = None
+
+    def body(self) -> dict[str, Any]:
+        """The JSON the API answers with: ``{"detail": ...}``, plus what a subclass adds."""
+        return {"detail": str(self)}
 
 
 class InputError(ServingError):
@@ -29,6 +36,32 @@ class TooLargeError(ServingError):
     """More rows or bytes than the configured limits allow."""
 
     status = 413
+
+
+class ForbiddenError(ServingError):
+    """The endpoint is switched off by configuration (``POST /reload`` without a token)."""
+
+    status = 403
+
+
+class UnauthorizedError(ServingError):
+    """A missing or wrong bearer token."""
+
+    status = 401
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": "Bearer"}
+
+
+class ReloadRefused(ServingError):
+    """The models on disk are not a complete set: the served ones stay (all or nothing)."""
+
+    status = 409
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": str(self), "problems": self.problems}
 
 
 class UnavailableError(ServingError):

@@ -7,7 +7,10 @@ names a model id, which is looked up in a dict: no request text becomes a path, 
 request sends is unpickled. The champion of a dataset is the leaderboard's ``best_model``.
 
 A :class:`Registry` is immutable; reloading builds a new one and swaps it in whole, so a
-request sees either the old set of models or the new one, never a mix.
+request sees either the old set of models or the new one, never a mix. Loading never raises:
+what cannot be loaded becomes one line in ``problems``, so start-up serves what it can (and
+``/health`` says ``degraded``), while ``POST /reload`` swaps only a set without problems.
+Sources shown to clients pass through :func:`tabml.secrets.redact`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabml.errors import PipelineError
 from tabml.layout import ID_FORMAT, Layout, is_name, model_id, parse_model_id
+from tabml.secrets import redact
 from tabml.serving.errors import InputError, NotFoundError, UnavailableError
 from tabml.serving.settings import Settings
 
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tabml.serving.registry")
 
 RELATIVE = Layout(Path("."))  # paths as shown to clients: relative to the project root
+NO_MODEL = "no model is loaded: run the pipeline, then POST /reload (or restart the server)"
 
 
 @dataclass(frozen=True)
@@ -100,10 +105,18 @@ class Registry:
     threshold: float = 0.5
     example_row: dict[str, Any] | None = None
 
+    @property
+    def status(self) -> str:
+        """``ok``; ``degraded`` while something params declares is not served (a model, a
+        champion); ``unavailable`` while nothing is."""
+        if not self.models:
+            return "unavailable"
+        return "degraded" if self.problems else "ok"
+
     def get(self, model_id: str) -> ServedModel:
         """The model with this id; the error never repeats text that is not a model id."""
         if not self.models:
-            raise UnavailableError("no model is loaded: run the pipeline, then POST /reload")
+            raise UnavailableError(NO_MODEL)
         if parse_model_id(model_id) is None:
             raise NotFoundError(
                 f"unknown model id: ids look like {ID_FORMAT}; GET /models lists them"
@@ -119,7 +132,7 @@ class Registry:
         if not dataset:
             raise InputError("give a model_id, or a dataset to use its champion model")
         if not self.models:
-            raise UnavailableError("no model is loaded: run the pipeline, then POST /reload")
+            raise UnavailableError(NO_MODEL)
         if not is_name(dataset) or (
             self.params is not None and dataset not in self.params.datasets
         ):
@@ -161,11 +174,12 @@ def champion_id(layout: Layout, dataset: str) -> str | None:
     return best if parse_model_id(best) is not None else None
 
 
-def csv_shape(path: Path, sep: str = ",") -> tuple[int, int] | None:
-    """(rows, columns) of a CSV, quoting-aware, without pandas; None if it is not there."""
+def csv_shape(path: Path) -> tuple[int, int] | None:
+    """(rows, columns) of a pipeline CSV (ingest always writes them comma-separated, whatever
+    the source's ``sep``), quoting-aware, without pandas; None if it is not there."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle, delimiter=sep)
+            reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
                 return 0, 0
@@ -180,11 +194,11 @@ def dataset_info(params: Params, root: Path) -> list[dict[str, Any]]:
     out = []
     for name, spec in params.datasets.items():
         raw = RELATIVE.raw(name, spec.snapshot)
-        shape = csv_shape(root / raw, spec.sep)
+        shape = csv_shape(root / raw)
         out.append(
             {
                 "name": name,
-                "source": spec.source,
+                "source": redact(spec.source),
                 "snapshot": spec.snapshot,
                 "target": spec.target,
                 "positive_class": spec.positive_class,
@@ -222,8 +236,9 @@ def load_registry(settings: Settings) -> Registry:
     try:
         params = load_params(settings.params_path)
     except PipelineError as exc:
-        log.error("cannot load params: %s", exc)
-        return Registry(problems=[str(exc)])
+        problem = redact(" ".join(str(exc).split()))
+        log.error("cannot load params: %s", problem)
+        return Registry(problems=[problem])
     layout = Layout(settings.root)
     lock = lock_md5s(settings.root)
     version = params.train.model_version
@@ -256,6 +271,7 @@ def load_registry(settings: Settings) -> Registry:
                 champions[name] = served_id
         if best is not None and name not in champions:
             problems.append(f"champion {best!r} of {name!r} is not loaded")
+    problems = [redact(p) for p in problems]
     for problem in problems:
         log.warning("%s", problem)
     registry = Registry(

@@ -50,8 +50,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
     for code, text in {
         404: "unknown model id or dataset",
+        408: "the body was not sent within SERVING_BODY_TIMEOUT seconds",
         413: "too many rows or too large a body",
         422: "rows do not match the model's schema (the message names column and row)",
-        503: "no model loaded",
+        503: "no model loaded, or busy (SERVING_MAX_INFLIGHT_MB; retry after Retry-After)",
     }.items()
 }

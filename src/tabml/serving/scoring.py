@@ -8,12 +8,11 @@ same feature check on both (:meth:`tabml.model.Model.check_features`).
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tabml.errors import SchemaError
+from tabml.errors import DataError, SchemaError
 from tabml.model import Model, single_threaded
 from tabml.schema import validate
 from tabml.serving.errors import InputError
@@ -24,15 +23,23 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from tabml.csvfile import CsvOptions
     from tabml.schema import Batch
 
 log = logging.getLogger("tabml.serving.scoring")
 CSV_FIRST_LINE = 2  # row 0 of an uploaded CSV is line 2: line 1 is the header
 
 
-def read_csv_bytes(data: bytes, sep: str = ",", what: str = "the uploaded file") -> pd.DataFrame:
-    """Parse a CSV with pandas (never anything else: no pickle), refusing what is not one."""
-    import pandas as pd
+def read_csv_bytes(
+    data: bytes,
+    sep: str = ",",
+    what: str = "the uploaded file",
+    *,
+    options: CsvOptions | None = None,
+) -> pd.DataFrame:
+    """Parse a CSV (never anything else: no pickle) by the rules of :mod:`tabml.csvfile`,
+    refusing what is not one; ``options`` (else ``sep`` alone) say how it is written."""
+    from tabml.csvfile import CsvOptions, load_csv
 
     empty = f"{what} is empty: send a CSV with a header row and at least one row"
     if not data.strip():
@@ -40,18 +47,31 @@ def read_csv_bytes(data: bytes, sep: str = ",", what: str = "the uploaded file")
     if b"\x00" in data:
         raise InputError(f"{what} is not a CSV (it holds binary data)")
     try:
-        text = data.decode("utf-8-sig")
+        data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"{what} is not a CSV (it is not UTF-8 text)") from None
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, low_memory=False)
-    except pd.errors.EmptyDataError:
-        raise InputError(empty) from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{what} is not a readable CSV: {first}") from None
+        frame = load_csv(data, options or CsvOptions(sep=sep), what)
+    except DataError as exc:
+        raise InputError(str(exc)) from None
     if len(frame) == 0:
         raise InputError(f"{what} has a header but no rows")
+    return frame
+
+
+def read_model_csv(data: bytes, model: Model, what: str = "the uploaded file") -> pd.DataFrame:
+    """An uploaded CSV read as the model's dataset was (its sep, na_values and
+    skipinitialspace); a column the model needs that only appears with a leading space
+    (a file written with ", ") is named, rather than reported missing."""
+    frame = read_csv_bytes(data, what=what, options=model.csv_options)
+    columns = [str(c) for c in frame.columns]
+    spaced = {c.lstrip(" "): c for c in columns if c.startswith(" ")}
+    for spec in model.schema:
+        if spec.name not in columns and spec.name in spaced:
+            raise InputError(
+                f"{what}: column {spaced[spec.name]!r} starts with a space, the model expects "
+                f"{spec.name!r}: write the file without spaces after its separators"
+            )
     return frame
 
 
@@ -101,17 +121,17 @@ def target_metrics(
     """Test metrics (as the evaluate stage computes them) on the rows whose target is known."""
     from tabml.metrics import score
     from tabml.schema import as_text
-    from tabml.target import encode_target
+    from tabml.target import encode_target, label_key, label_keys
 
     card = model.card
-    target = as_text(frame[card.target])
-    labelled = target.notna().to_numpy()
-    unknown = labelled & ~target.isin(list(card.classes)).to_numpy()
+    keys = label_keys(frame[card.target])  # "1.0" in the file is the class "1" (and back)
+    labelled = keys.notna().to_numpy()
+    unknown = labelled & ~keys.isin([label_key(c) for c in card.classes]).to_numpy()
     if unknown.any():
         row = int(unknown.nonzero()[0][0])
         raise SchemaError(
             f"column {card.target!r}, row {row} (CSV line {row + CSV_FIRST_LINE}): unknown class "
-            f"{target.iloc[row]!r} (classes: {', '.join(card.classes)})"
+            f"{as_text(frame[card.target]).iloc[row]!r} (classes: {', '.join(card.classes)})"
         )
     y = encode_target(frame[card.target][labelled], card.positive_class).to_numpy()
     result: dict[str, Any] = {"target": card.target, "n_labelled": int(labelled.sum())}

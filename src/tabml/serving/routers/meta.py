@@ -8,33 +8,39 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from tabml.serving.deps import CurrentRegistry, State
+from tabml.serving.info import redacted
 
 router = APIRouter(tags=["project"])
 
 
 @router.get("/", summary="Name, version and status")
 async def root(state: State) -> dict[str, Any]:
-    n = len(state.registry.models)
+    registry = state.registry
     return {
         "name": state.meta["name"],
         "version": state.meta["version"],
-        "status": "ok" if n else "no models loaded",
-        "models_loaded": n,
+        "status": "no models loaded" if registry.status == "unavailable" else registry.status,
+        "models_loaded": len(registry.models),
         "docs": "/docs",
     }
 
 
 @router.get(
     "/health",
-    summary="Liveness, models loaded (503 while none is) and what could not be loaded",
+    summary="ok, degraded (something declared is not served: see problems) or unavailable",
+    description=(
+        "`ok`: every model and champion params.yaml declares is served. `degraded` (still "
+        "200, so the models that load keep serving): `problems` says what is missing. "
+        "`unavailable` (503): no model is loaded."
+    ),
     responses={503: {"description": "no model loaded"}},
 )
 async def health(registry: CurrentRegistry) -> JSONResponse:
-    n = len(registry.models)
-    body: dict[str, Any] = {"status": "ok" if n else "unavailable", "models_loaded": n}
+    status = registry.status
+    body: dict[str, Any] = {"status": status, "models_loaded": len(registry.models)}
     if registry.problems:
         body["problems"] = registry.problems
-    return JSONResponse(body, status_code=200 if n else 503)
+    return JSONResponse(body, status_code=503 if status == "unavailable" else 200)
 
 
 @router.get("/project-info", summary="Project, pipeline stages, params of the models, git revision")
@@ -45,7 +51,8 @@ async def project_info(state: State) -> dict[str, Any]:
         "git_revision": state.git_revision,
         "stages": state.stages,
         "params": {
-            model_id: served.model.card.params for model_id, served in state.registry.models.items()
+            model_id: redacted(served.model.card.params)
+            for model_id, served in state.registry.models.items()
         },
     }
 

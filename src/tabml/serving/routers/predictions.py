@@ -14,7 +14,7 @@ from tabml.serving.deps import CurrentRegistry, CurrentSettings
 from tabml.serving.errors import TooLargeError
 from tabml.serving.registry import Registry, ServedModel
 from tabml.serving.schemas import ERRORS, PredictRequest, PredictResponse, ValidateResponse
-from tabml.serving.scoring import csv_batch, predictions, read_csv_bytes, target_metrics
+from tabml.serving.scoring import csv_batch, predictions, read_model_csv, target_metrics
 from tabml.serving.settings import Settings
 
 router = APIRouter(tags=["predictions"])
@@ -60,7 +60,7 @@ def validate_csv(
     """Core of /validate: parse the CSV, predict, and score it when it holds the target."""
     served = registry.resolve(model_id, dataset)
     model = served.model
-    frame = read_csv_bytes(data, sep=model.sep)
+    frame = read_model_csv(data, model)
     check_rows(len(frame), settings)
     batch = csv_batch(frame, model)
     proba = served.predictor.predict_proba(batch)
