@@ -7,8 +7,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -213,3 +216,79 @@ def start_dvc(*args: str, cwd: Path) -> subprocess.Popen:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def error_lines(text: str) -> list[str]:
+    """The ``error:`` lines of a command's output (a failure must be exactly one)."""
+    return [line for line in text.splitlines() if line.startswith("error:")]
+
+
+def capture(
+    cmd: list[str],
+    cwd: Path = REPO,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    **kwargs: Any,
+) -> subprocess.CompletedProcess:
+    """Run ``cmd`` to its end and keep its output as text whatever its exit code: the test
+    asserts on the code. ``env=None`` passes this process's environment on unchanged."""
+    return subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
+    )
+
+
+def batch_cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess:
+    """The batch CLI, ``python -m tabml.serving.predict args``, in a real process (a new
+    interpreter: its import errors, exit code and stderr are the user's)."""
+    return capture([sys.executable, "-m", "tabml.serving.predict", *args], **kwargs)
+
+
+class HttpServer:
+    """An HTTP server on a free 127.0.0.1 port, answering from a thread until ``close()``
+    (or the end of a ``with`` block); ``handler`` is a request handler class (or a partial)."""
+
+    def __init__(self, handler: Callable[..., Any]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    def __enter__(self) -> HttpServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class CsvHandler(BaseHTTPRequestHandler):
+    """A request handler for an ``HttpServer`` of a test: it logs nothing, and ``send_csv``
+    answers 200 with a whole CSV file."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def send_csv(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/csv")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def without_coverage() -> dict[str, str]:
+    """This environment minus pytest-cov's subprocess hook: for a child whose own imports or
+    resource limits are under test (coverage would import more, and write its data file)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("COV_CORE_")}

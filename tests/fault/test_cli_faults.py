@@ -11,8 +11,8 @@ import csv
 import errno
 import os
 import resource
-import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -22,9 +22,9 @@ import yaml
 from tabml.files import md5_file
 from tabml.layout import Layout
 from tabml.serving import predict
+from tests.helpers import batch_cli, capture, without_coverage
 from tests.unit.conftest import make_frame, make_project
 
-REPO = Path(__file__).resolve().parents[2]
 MODEL = "lr_tiny_v1"
 OLD = "keep me\n"
 
@@ -66,18 +66,6 @@ def cli(project: Path, source: Path, output: Path | str, *extra: str) -> list[st
     ]
 
 
-def run_cli(args: list[str], **kwargs: object) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tabml.serving.predict", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        **kwargs,
-    )
-
-
 def one_error_line(err: str) -> str:
     assert "Traceback" not in err, err
     lines = err.splitlines()
@@ -85,10 +73,29 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
+Scoring = Callable[[type[BaseException] | BaseException, Path], tuple[int, str]]
+
+
+@pytest.fixture
+def score_raising(project: Path, rows: Path, capsys, monkeypatch) -> Scoring:
+    """``score_raising(error, out)``: (exit code, its one error line) of the batch CLI's main,
+    in this process, scoring ``rows`` into ``out`` with a model that raises ``error``."""
+
+    def score(error: type[BaseException] | BaseException, out: Path) -> tuple[int, str]:
+        def boom(self, batch):
+            raise error
+
+        monkeypatch.setattr("tabml.serving.scoring.Predictor.predict_proba", boom)
+        code = predict.main(cli(project, rows, out))
+        return code, one_error_line(capsys.readouterr().err)
+
+    return score
+
+
 def test_output_is_a_directory(project, rows, tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
-    proc = run_cli(cli(project, rows, folder))
+    proc = batch_cli(*cli(project, rows, folder))
     assert proc.returncode == 2
     line = one_error_line(proc.stderr)
     assert f"--output {folder} is a directory" in line
@@ -97,7 +104,7 @@ def test_output_is_a_directory(project, rows, tmp_path):
 
 
 def test_output_where_no_file_can_be_created(project, rows):
-    proc = run_cli(cli(project, rows, "/proc/version"))
+    proc = batch_cli(*cli(project, rows, "/proc/version"))
     assert proc.returncode == 2
     line = one_error_line(proc.stderr)
     assert line.startswith("error: cannot write --output /proc/version: ")
@@ -113,7 +120,8 @@ def test_file_size_limit_leaves_the_existing_output_intact(project, rows, tmp_pa
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
 
-    proc = run_cli(cli(project, rows, out), preexec_fn=limit)
+    # Coverage's data file would hit the size limit too: the child runs without it.
+    proc = batch_cli(*cli(project, rows, out), preexec_fn=limit, env=without_coverage())
     assert proc.returncode == 2
     line = one_error_line(proc.stderr)
     assert line.startswith(f"error: cannot write --output {out}: File too large")
@@ -149,14 +157,10 @@ def test_write_errors_are_one_line_and_keep_the_old_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["predictions.csv", "rows.csv"]
 
 
-def test_out_of_memory_is_one_line(project, rows, tmp_path, capsys, monkeypatch):
-    def boom(self, batch):
-        raise MemoryError
-
-    monkeypatch.setattr("tabml.serving.scoring.Predictor.predict_proba", boom)
+def test_out_of_memory_is_one_line(rows, tmp_path, score_raising):
     out = tmp_path / "p.csv"
-    assert predict.main(cli(project, rows, out)) == 2
-    line = one_error_line(capsys.readouterr().err)
+    code, line = score_raising(MemoryError, out)
+    assert code == 2
     assert line.startswith(f"error: out of memory scoring {rows}: ")
     assert "split it into smaller files" in line
     assert not out.exists()
@@ -173,14 +177,10 @@ sys.exit(predict.main(sys.argv[1:]))
 
 
 @pytest.mark.parametrize("exc", [KeyError("x"), ZeroDivisionError(), RuntimeError("odd")])
-def test_unexpected_errors_are_one_line_exit_1(project, rows, tmp_path, capsys, monkeypatch, exc):
-    def boom(self, batch):
-        raise exc
-
-    monkeypatch.setattr("tabml.serving.scoring.Predictor.predict_proba", boom)
+def test_unexpected_errors_are_one_line_exit_1(rows, tmp_path, score_raising, exc):
     out = tmp_path / "p.csv"
-    assert predict.main(cli(project, rows, out)) == 1
-    line = one_error_line(capsys.readouterr().err)
+    code, line = score_raising(exc, out)
+    assert code == 1
     assert line == (
         f"error: unexpected {type(exc).__name__} while scoring {rows}: please report it "
         "(--verbose shows the traceback)"
@@ -191,13 +191,7 @@ def test_unexpected_errors_are_one_line_exit_1(project, rows, tmp_path, capsys, 
 def test_verbose_shows_the_traceback_of_a_bug_then_the_one_line(project, rows, tmp_path):
     out = tmp_path / "p.csv"
     script = [sys.executable, "-c", FAILING.format(exc="ZeroDivisionError()")]
-    proc = subprocess.run(
-        [*script, *cli(project, rows, out, "--verbose")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    proc = capture([*script, *cli(project, rows, out, "--verbose")])
     assert proc.returncode == 1
     assert "Traceback (most recent call last)" in proc.stderr
     assert "\nZeroDivisionError\n" in proc.stderr
@@ -208,15 +202,11 @@ def test_verbose_shows_the_traceback_of_a_bug_then_the_one_line(project, rows, t
     assert not out.exists()
 
 
-def test_interrupt_is_one_line(project, rows, tmp_path, capsys, monkeypatch):
-    def stop(self, batch):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("tabml.serving.scoring.Predictor.predict_proba", stop)
+def test_interrupt_is_one_line(tmp_path, score_raising):
     out = tmp_path / "p.csv"
     out.write_text(OLD)
-    assert predict.main(cli(project, rows, out)) == 130
-    line = one_error_line(capsys.readouterr().err)
+    code, line = score_raising(KeyboardInterrupt, out)
+    assert code == 130
     assert line == f"error: interrupted: {out} was left as it was"
     assert out.read_text() == OLD
 
@@ -226,7 +216,7 @@ def test_huge_values_are_one_line_exit_2_in_a_real_process(project, tmp_path):
     frame.loc[2, "income"] = "1e308"
     source = tmp_path / "in.csv"
     frame.to_csv(source, index=False)
-    proc = run_cli(cli(project, source, tmp_path / "p.csv"))
+    proc = batch_cli(*cli(project, source, tmp_path / "p.csv"))
     assert proc.returncode == 2, proc.stderr
     line = one_error_line(proc.stderr)
     assert line.startswith("error: column 'income', row 2 (CSV line 4): ")
@@ -251,7 +241,7 @@ def test_keep_neutralises_formulas_but_not_numbers(project, tmp_path):
     source = tmp_path / "in.csv"
     frame.to_csv(source, index=False, quoting=csv.QUOTE_NONNUMERIC)  # keeps the bare "\r"
     out = tmp_path / "p.csv"
-    proc = run_cli(cli(project, source, out, "--keep", "note", "delta", "=cmd"))
+    proc = batch_cli(*cli(project, source, out, "--keep", "note", "delta", "=cmd"))
     assert proc.returncode == 0, proc.stderr
     result = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert list(result.columns)[:3] == ["note", "delta", "'=cmd"]

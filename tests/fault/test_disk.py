@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import REPO, credit_only
+from tests.helpers import REPO, capture, credit_only, error_lines
 
 SNAPSHOT = "20251130"
 TRAIN = f"credit-train_interim_{SNAPSHOT}.csv"
@@ -45,22 +45,23 @@ def stage(module: str, root: Path, *args: str) -> list[str]:
     return [PYTHON, "-m", module, *args, "--root", str(root), "--params", str(root / "params.yaml")]
 
 
-def in_namespace(script: str, out: Path) -> subprocess.CompletedProcess:
-    """Run a shell script in a private mount namespace, from the repository (so ``-m
-    stages.x`` imports this checkout). What it leaves in ``out`` outlives the namespace."""
+def stage_in_namespace(mounts: str, cmd: list[str], out: Path, after: str) -> tuple[int, str]:
+    """(exit code, stderr) of the stage ``cmd`` run by a shell script in a private mount
+    namespace, from the repository (so ``-m stages.x`` imports this checkout): ``mounts``
+    first, then the stage, then ``after`` (which copies into ``out`` what the test checks:
+    what it leaves in ``out`` outlives the namespace)."""
     out.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "sh", "-euc", script],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def error_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("error:")]
+    script = f"""
+{mounts}
+set +e
+{shlex.join(cmd)} 2> {out}/stderr
+echo $? > {out}/rc
+set -e
+{after}
+"""
+    proc = capture(["unshare", "-m", "--propagation", "private", "sh", "-euc", script], timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return int((out / "rc").read_text()), (out / "stderr").read_text()
 
 
 def md5s(folder: Path) -> dict[str, str]:
@@ -93,8 +94,7 @@ def test_full_disk_is_one_line_and_keeps_the_previous_output(project, tmp_path):
     written; the error names the output, which keeps its previous content."""
     full, out = tmp_path / "full", tmp_path / "out"
     interim = full / "data" / "interim"
-    cmd = shlex.join(stage("stages.split", full, "--dataset", "credit"))
-    script = f"""
+    mounts = f"""
 mkdir -p {full}
 mount -t tmpfs -o size=32k tmpfs {full}
 mkdir -p {full}/.dvc {interim}
@@ -102,18 +102,16 @@ cp {project}/params.yaml {full}/
 ln -s {project}/data/raw {full}/data/raw
 printf 'previous train\\n' > {interim}/{TRAIN}
 printf 'previous test\\n' > {interim}/{TEST}
-set +e
-{cmd} 2> {out}/stderr
-echo $? > {out}/rc
-set -e
+"""
+    after = f"""
 cp -r {interim} {out}/interim
 find {full} -name '*.tmp' > {out}/temps
 """
-    proc = in_namespace(script, out)
+    cmd = stage("stages.split", full, "--dataset", "credit")
 
-    assert proc.returncode == 0, proc.stderr
-    err = (out / "stderr").read_text()
-    assert (out / "rc").read_text().strip() == "2", err
+    code, err = stage_in_namespace(mounts, cmd, out, after)
+
+    assert code == 2, err
     assert "Traceback" not in err
     assert error_lines(err) == [
         f"error: cannot write {interim / TRAIN}: no space left on device: free space and rerun"
@@ -128,24 +126,21 @@ def test_full_output_directory_keeps_the_previous_directory(project, tmp_path):
     out = tmp_path / "out"
     processed = project / "data" / "processed"
     before = md5s(processed)
-    cmd = shlex.join(stage("stages.featurize", project, "--dataset", "credit"))
-    script = f"""
+    mounts = f"""
 cp -r {processed} {tmp_path}/previous
 mount -t tmpfs -o size=64k tmpfs {processed}
 mkdir -p {processed}/credit
 printf 'previous\\n' > {processed}/credit/previous.csv
-set +e
-{cmd} 2> {out}/stderr
-echo $? > {out}/rc
-set -e
+"""
+    after = f"""
 cp -r {processed} {out}/processed
 find {processed} {project}/.dvc -name '*.tmp' > {out}/temps
 """
-    proc = in_namespace(script, out)
+    cmd = stage("stages.featurize", project, "--dataset", "credit")
 
-    assert proc.returncode == 0, proc.stderr
-    err = (out / "stderr").read_text()
-    assert (out / "rc").read_text().strip() == "2", err
+    code, err = stage_in_namespace(mounts, cmd, out, after)
+
+    assert code == 2, err
     assert "Traceback" not in err
     [line] = error_lines(err)
     assert line.startswith(f"error: cannot write {processed / 'credit'}/credit-"), line
@@ -170,21 +165,12 @@ def test_read_only_output_directory_is_one_line_and_changes_nothing(
     out = tmp_path / "out"
     target = project / folder
     before = md5s(target)
-    cmd = shlex.join(stage(module, project, "--dataset", "credit"))
-    script = f"""
-mount --bind {target} {target}
-mount -o remount,bind,ro {target}
-set +e
-{cmd} 2> {out}/stderr
-echo $? > {out}/rc
-set -e
-find {project} -name '*.tmp' > {out}/temps
-"""
-    proc = in_namespace(script, out)
+    mounts = f"mount --bind {target} {target}\nmount -o remount,bind,ro {target}"
+    cmd = stage(module, project, "--dataset", "credit")
 
-    assert proc.returncode == 0, proc.stderr
-    err = (out / "stderr").read_text()
-    assert (out / "rc").read_text().strip() == "2", err
+    code, err = stage_in_namespace(mounts, cmd, out, f"find {project} -name '*.tmp' > {out}/temps")
+
+    assert code == 2, err
     assert "Traceback" not in err
     assert error_lines(err) == [
         f"error: cannot write {project / named}: read-only file system: make it writable "
@@ -200,20 +186,13 @@ def test_bind_mounted_output_directory_works(project, tmp_path):
     out = tmp_path / "out"
     interim = project / "data" / "interim"
     before = md5s(interim)
-    cmd = shlex.join(stage("stages.split", project, "--dataset", "credit"))
-    script = f"""
-mount --bind {interim} {interim}
-set +e
-{cmd} 2> {out}/stderr
-echo $? > {out}/rc
-set -e
-find {project} -name '*.tmp' > {out}/temps
-"""
-    proc = in_namespace(script, out)
+    cmd = stage("stages.split", project, "--dataset", "credit")
 
-    assert proc.returncode == 0, proc.stderr
-    err = (out / "stderr").read_text()
-    assert (out / "rc").read_text().strip() == "0", err
+    code, err = stage_in_namespace(
+        f"mount --bind {interim} {interim}", cmd, out, f"find {project} -name '*.tmp' > {out}/temps"
+    )
+
+    assert code == 0, err
     assert error_lines(err) == []
     assert md5s(interim) == before  # rewritten with the same bytes
     assert (out / "temps").read_text() == ""
@@ -233,14 +212,7 @@ sys.exit(split.main(sys.argv[1:]))
     args = stage("stages.split", project, "--dataset", "credit")[3:]
     before = md5s(project / "data" / "interim")
 
-    proc = subprocess.run(
-        [PYTHON, "-c", code, *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = capture([PYTHON, "-c", code, *args])
 
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr

@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 
 from tabml.environment import RESULT_LIBRARIES, differences, locked_versions
-from tests.helpers import REPO, VENV_BIN, copy_repo, credit_only, run
+from tests.helpers import (
+    REPO,
+    VENV_BIN,
+    capture,
+    copy_repo,
+    credit_only,
+    error_lines,
+    run,
+    without_coverage,
+)
 
 STAGES = [
     ["stages.check_params"],
@@ -61,19 +70,7 @@ def fake_installed(python: Path, versions: dict[str, str]) -> None:
 
 def run_stage_with(python: Path, module: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    return subprocess.run(
-        [str(python), "-m", *module],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def error_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("error:")]
+    return capture([str(python), "-m", *module], cwd, env=env)
 
 
 @pytest.mark.parametrize("module", STAGES, ids=lambda m: m[0])
@@ -115,15 +112,7 @@ def test_dvc_repro_without_the_environment_stops_at_the_first_stage(tmp_path, ba
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env.update(PATH=f"{bare_python.parent}{os.pathsep}/usr/bin:/bin", DVC_NO_ANALYTICS="1")
 
-    proc = subprocess.run(
-        [str(VENV_BIN / "dvc"), "repro"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = capture([str(VENV_BIN / "dvc"), "repro"], repo, env=env, timeout=300)
 
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
@@ -154,7 +143,12 @@ def test_the_fast_path_reads_neither_uv_lock_nor_package_metadata():
         "print(sorted(m for m in ('tomllib', 'importlib.metadata') if m in sys.modules))"
     )
     proc = subprocess.run(
-        [str(VENV_BIN / "python"), "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+        [str(VENV_BIN / "python"), "-c", code],
+        cwd=REPO,
+        env=without_coverage(),  # coverage's start-up hook imports both modules itself
+        capture_output=True,
+        text=True,
+        check=True,
     )
 
     assert proc.stdout.strip() == "[]"

@@ -13,9 +13,7 @@ import base64
 import io
 import json
 import secrets
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ import pytest
 
 from stages import ingest
 from tabml.layout import Layout
-from tests.helpers import copy_repo, dvc, small_params
+from tests.helpers import CsvHandler, HttpServer, copy_repo, dvc, error_lines, small_params
 from tests.unit.conftest import SNAPSHOT, cli, make_frame, project_params, write_params
 
 # Made up per run: a constant would be found in the copy of this very file.
@@ -33,17 +31,14 @@ USER, PASSWORD = "alice", f"pa$$-{secrets.token_hex(8)}"
 CSV = make_frame().to_csv(index=False).encode()
 
 
-class Guarded:
+class Guarded(HttpServer):
     """Serves one CSV to requests carrying ``authorization`` exactly; 401 to the rest."""
 
     def __init__(self, body: bytes, authorization: str) -> None:
         self.seen: list[str | None] = []
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(CsvHandler):
             def do_GET(self) -> None:
                 given = self.headers.get("Authorization")
                 outer.seen.append(given)
@@ -53,37 +48,23 @@ class Guarded:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                self.send_response(200)
-                self.send_header("Content-Type", "text/csv")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.send_csv(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/data.csv"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,))
-        self.thread.daemon = True
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(Handler)
+        self.url = f"http://127.0.0.1:{self.port}/data.csv"
 
 
 @pytest.fixture
 def bearer() -> Iterator[Guarded]:
-    server = Guarded(CSV, f"Bearer {TOKEN}")
-    yield server
-    server.close()
+    with Guarded(CSV, f"Bearer {TOKEN}") as server:
+        yield server
 
 
 @pytest.fixture
 def basic() -> Iterator[Guarded]:
     pair = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    server = Guarded(CSV, f"Basic {pair}")
-    yield server
-    server.close()
+    with Guarded(CSV, f"Basic {pair}") as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
@@ -92,22 +73,30 @@ def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def run_ingest(
-    root: Path, url: str, capsys: Any, caplog: Any, env_file: str | None, **http: Any
-) -> tuple[int, list[str], str]:
-    """(exit code, error lines, every line logged or printed) of the real ingest main."""
-    raw = project_params(url)
-    raw["datasets"]["tiny"]["http"] = {"retries": 0, **http}
-    write_params(root / "params.yaml", raw)
-    if env_file is not None:
-        (root / ".env").write_text(env_file, encoding="utf-8")
-    code = ingest.main(cli(root, dataset="tiny"))
-    err = capsys.readouterr().err
-    output = err + "\n".join(r.getMessage() for r in caplog.records)
-    assert "Traceback" not in output
-    for secret in (TOKEN, PASSWORD):
-        assert secret not in output
-    return code, [line for line in err.splitlines() if line.startswith("error:")], output
+Ingest = Callable[..., tuple[int, list[str]]]
+
+
+@pytest.fixture
+def run_ingest(tmp_path: Path, capsys: Any, caplog: Any) -> Ingest:
+    """``run_ingest(url, env_file, **http)``: (exit code, error lines) of the real ingest
+    main in ``tmp_path``, with ``env_file`` as its .env (none if None); whatever it logged
+    or printed holds no traceback and no secret."""
+
+    def run(url: str, env_file: str | None, **http: Any) -> tuple[int, list[str]]:
+        raw = project_params(url)
+        raw["datasets"]["tiny"]["http"] = {"retries": 0, **http}
+        write_params(tmp_path / "params.yaml", raw)
+        if env_file is not None:
+            (tmp_path / ".env").write_text(env_file, encoding="utf-8")
+        code = ingest.main(cli(tmp_path, dataset="tiny"))
+        err = capsys.readouterr().err
+        output = err + "\n".join(r.getMessage() for r in caplog.records)
+        assert "Traceback" not in output
+        for secret in (TOKEN, PASSWORD):
+            assert secret not in output
+        return code, error_lines(err)
+
+    return run
 
 
 def raw_frame(root: Path) -> pd.DataFrame:
@@ -117,76 +106,51 @@ def raw_frame(root: Path) -> pd.DataFrame:
 # --- ingest ------------------------------------------------------------------------------
 
 
-def test_bearer_token_from_dotenv(tmp_path, bearer, capsys, caplog):
+def test_bearer_token_from_dotenv(tmp_path, bearer, run_ingest):
     env = f"# the data service\nTABML_DATA_TOKEN={TOKEN}\n"
 
-    code, errors, _ = run_ingest(
-        tmp_path, bearer.url, capsys, caplog, env, bearer_token_env="TABML_DATA_TOKEN"
-    )
+    code, errors = run_ingest(bearer.url, env, bearer_token_env="TABML_DATA_TOKEN")
 
     assert (code, errors) == (0, [])
     assert bearer.seen == [f"Bearer {TOKEN}"]
     pd.testing.assert_frame_equal(raw_frame(tmp_path), make_frame())
 
 
-def test_environment_wins_over_dotenv(tmp_path, bearer, capsys, caplog, monkeypatch):
+def test_environment_wins_over_dotenv(bearer, run_ingest, monkeypatch):
     monkeypatch.setenv("TABML_DATA_TOKEN", TOKEN)
 
-    code, errors, _ = run_ingest(
-        tmp_path,
-        bearer.url,
-        capsys,
-        caplog,
-        "TABML_DATA_TOKEN=stale-token\n",
-        bearer_token_env="TABML_DATA_TOKEN",
+    code, errors = run_ingest(
+        bearer.url, "TABML_DATA_TOKEN=stale-token\n", bearer_token_env="TABML_DATA_TOKEN"
     )
 
     assert (code, errors) == (0, [])
     assert bearer.seen == [f"Bearer {TOKEN}"]
 
 
-def test_dotenv_values_are_never_interpolated(tmp_path, capsys, caplog, monkeypatch):
+def test_dotenv_values_are_never_interpolated(run_ingest):
     token = "abc$HOME${HOME}"
-    server = Guarded(CSV, f"Bearer {token}")
-    try:
-        code, errors, _ = run_ingest(
-            tmp_path,
-            server.url,
-            capsys,
-            caplog,
-            f"TABML_DATA_TOKEN='{token}'\n",
-            bearer_token_env="TABML_DATA_TOKEN",
+    with Guarded(CSV, f"Bearer {token}") as server:
+        code, errors = run_ingest(
+            server.url, f"TABML_DATA_TOKEN='{token}'\n", bearer_token_env="TABML_DATA_TOKEN"
         )
-    finally:
-        server.close()
 
     assert (code, errors) == (0, [])
     assert server.seen == [f"Bearer {token}"]
 
 
-def test_basic_auth_from_dotenv(tmp_path, basic, capsys, caplog):
-    code, errors, _ = run_ingest(
-        tmp_path,
-        basic.url,
-        capsys,
-        caplog,
-        f"TABML_DATA_LOGIN={USER}:{PASSWORD}\n",
-        basic_auth_env="TABML_DATA_LOGIN",
-    )
+def test_basic_auth_from_dotenv(tmp_path, basic, run_ingest):
+    env = f"TABML_DATA_LOGIN={USER}:{PASSWORD}\n"
+
+    code, errors = run_ingest(basic.url, env, basic_auth_env="TABML_DATA_LOGIN")
 
     assert (code, errors) == (0, [])
     pd.testing.assert_frame_equal(raw_frame(tmp_path), make_frame())
 
 
-def test_basic_auth_value_without_a_colon(tmp_path, basic, capsys, caplog):
-    code, errors, _ = run_ingest(
-        tmp_path,
-        basic.url,
-        capsys,
-        caplog,
-        f"TABML_DATA_LOGIN={PASSWORD}\n",
-        basic_auth_env="TABML_DATA_LOGIN",
-    )
+def test_basic_auth_value_without_a_colon(basic, run_ingest):
+    env = f"TABML_DATA_LOGIN={PASSWORD}\n"
+
+    code, errors = run_ingest(basic.url, env, basic_auth_env="TABML_DATA_LOGIN")
 
     assert code == 2
     assert errors == [
@@ -197,10 +161,8 @@ def test_basic_auth_value_without_a_colon(tmp_path, basic, capsys, caplog):
 
 
 @pytest.mark.parametrize("env_file", [None, "OTHER=1\n", "TABML_DATA_TOKEN=\n"])
-def test_unset_or_empty_variable_is_one_line(tmp_path, bearer, capsys, caplog, env_file):
-    code, errors, _ = run_ingest(
-        tmp_path, bearer.url, capsys, caplog, env_file, bearer_token_env="TABML_DATA_TOKEN"
-    )
+def test_unset_or_empty_variable_is_one_line(tmp_path, bearer, run_ingest, env_file):
+    code, errors = run_ingest(bearer.url, env_file, bearer_token_env="TABML_DATA_TOKEN")
 
     assert code == 2
     assert errors == [
@@ -211,15 +173,10 @@ def test_unset_or_empty_variable_is_one_line(tmp_path, bearer, capsys, caplog, e
     assert not Layout(tmp_path).raw("tiny", SNAPSHOT).exists()
 
 
-def test_wrong_token_is_one_line_without_the_secret(tmp_path, bearer, capsys, caplog):
-    code, errors, _ = run_ingest(
-        tmp_path,
-        bearer.url,
-        capsys,
-        caplog,
-        f"TABML_DATA_TOKEN={TOKEN}-wrong\n",
-        bearer_token_env="TABML_DATA_TOKEN",
-    )
+def test_wrong_token_is_one_line_without_the_secret(bearer, run_ingest):
+    env = f"TABML_DATA_TOKEN={TOKEN}-wrong\n"
+
+    code, errors = run_ingest(bearer.url, env, bearer_token_env="TABML_DATA_TOKEN")
 
     assert code == 2
     assert errors == [
@@ -229,8 +186,8 @@ def test_wrong_token_is_one_line_without_the_secret(tmp_path, bearer, capsys, ca
     assert f"{TOKEN}-wrong" not in "\n".join(errors)
 
 
-def test_no_credential_configured_says_how_to_give_one(tmp_path, bearer, capsys, caplog):
-    code, errors, _ = run_ingest(tmp_path, bearer.url, capsys, caplog, None)
+def test_no_credential_configured_says_how_to_give_one(bearer, run_ingest):
+    code, errors = run_ingest(bearer.url, None)
 
     assert code == 2
     assert errors == [
@@ -240,12 +197,10 @@ def test_no_credential_configured_says_how_to_give_one(tmp_path, bearer, capsys,
     ]
 
 
-def test_credentials_in_the_url_are_refused_before_anything_is_fetched(
-    tmp_path, bearer, capsys, caplog
-):
+def test_credentials_in_the_url_are_refused_before_anything_is_fetched(bearer, run_ingest):
     url = bearer.url.replace("http://", f"http://{USER}:{PASSWORD}@") + f"?token={TOKEN}"
 
-    code, errors, _ = run_ingest(tmp_path, url, capsys, caplog, None)
+    code, errors = run_ingest(url, None)
 
     assert code == 2 and len(errors) == 1
     assert "carries a credential" in errors[0]
@@ -297,8 +252,7 @@ def credit_csv() -> bytes:
 
 
 def test_dvc_pipeline_never_stores_the_token(tmp_path, credit_csv):
-    server = Guarded(credit_csv, f"Bearer {TOKEN}")
-    try:
+    with Guarded(credit_csv, f"Bearer {TOKEN}") as server:
         url = f"{server.url}?v=2"
         repo = copy_repo(tmp_path / "repo", _web_dataset(url))
         (repo / "dvc.lock").unlink(missing_ok=True)
@@ -310,8 +264,6 @@ def test_dvc_pipeline_never_stores_the_token(tmp_path, credit_csv):
         (wrong / "dvc.lock").unlink(missing_ok=True)
         (wrong / ".env").write_text(f"TABML_DATA_TOKEN={TOKEN}x\n", encoding="utf-8")
         failed = dvc("repro", "ingest@web", cwd=wrong, check=False)
-    finally:
-        server.close()
 
     assert set(server.seen) == {f"Bearer {TOKEN}", f"Bearer {TOKEN}x"}
     # the run left what a secret could hide in: the lock, the run cache, the model cards
@@ -324,8 +276,7 @@ def test_dvc_pipeline_never_stores_the_token(tmp_path, credit_csv):
     assert TOKEN not in run.stdout + run.stderr
 
     assert failed.returncode != 0
-    errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [
+    assert error_lines(failed.stderr) == [
         f"error: cannot read source {server.url}?v=***: HTTP 401 Unauthorized: the server "
         "refused the credential in TABML_DATA_TOKEN (http.bearer_token_env): check it in .env"
     ]
@@ -334,14 +285,10 @@ def test_dvc_pipeline_never_stores_the_token(tmp_path, credit_csv):
     assert _files_holding(wrong, TOKEN) == []
 
 
-def test_token_that_cannot_be_a_header_is_named_not_shown(
-    tmp_path, bearer, capsys, caplog, monkeypatch
-):
+def test_token_that_cannot_be_a_header_is_named_not_shown(bearer, run_ingest, monkeypatch):
     monkeypatch.setenv("TABML_DATA_TOKEN", f"{TOKEN}\r\nX-Injected: 1")
 
-    code, errors, _ = run_ingest(
-        tmp_path, bearer.url, capsys, caplog, None, bearer_token_env="TABML_DATA_TOKEN"
-    )
+    code, errors = run_ingest(bearer.url, None, bearer_token_env="TABML_DATA_TOKEN")
 
     assert code == 2
     assert errors == [

@@ -12,7 +12,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pytest
 
 from stages import ingest
 from tabml.layout import Layout
+from tests.helpers import CsvHandler, HttpServer, error_lines
 from tests.unit.conftest import SNAPSHOT, cli, make_frame, project_params, write_params
 
 CSV = make_frame().to_csv(index=False).encode()
@@ -101,7 +101,7 @@ def stuck() -> Iterator[Callable[[Callable[[socket.socket], None]], Stuck]]:
         server.close()
 
 
-class Flaky:
+class Flaky(HttpServer):
     """An HTTP server that answers ``failures`` requests badly, then serves the CSV."""
 
     def __init__(self, failures: list[str]) -> None:
@@ -109,10 +109,7 @@ class Flaky:
         self.requests = 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(CsvHandler):
             def do_GET(self) -> None:
                 outer.requests += 1
                 failure = outer.failures.pop(0) if outer.failures else None
@@ -127,22 +124,9 @@ class Flaky:
                     self.wfile.write(CSV[:50])
                     self.close_connection = True
                 else:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/csv")
-                    self.send_header("Content-Length", str(len(CSV)))
-                    self.end_headers()
-                    self.wfile.write(CSV)
+                    self.send_csv(CSV)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,))
-        self.thread.daemon = True
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(Handler)
 
 
 @pytest.fixture
@@ -174,7 +158,7 @@ def run_ingest(
     output = err + "\n".join(logged)
     assert "Traceback" not in output
     assert PRIVATE not in output
-    return code, [x for x in err.splitlines() if x.startswith("error:")], warnings, output, seconds
+    return code, error_lines(err), warnings, output, seconds
 
 
 FAST = {"timeout": 1, "retries": 2, "backoff": 0.1}

@@ -10,8 +10,6 @@ scales to ~1e39: past ``FLOAT_LIMIT``.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from tabml.layout import Layout
 from tabml.model import Model
 from tabml.schema import FLOAT_LIMIT, validate
 from tabml.serving.scoring import CSV_FIRST_LINE, Predictor
+from tests.helpers import batch_cli
 from tests.unit.conftest import make_frame, make_project
 
 with warnings.catch_warnings():
@@ -35,7 +34,6 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 ALGOS = ("lr", "rf")
-REPO = Path(__file__).resolve().parents[2]
 
 
 def hostile_frame(n: int = 80) -> pd.DataFrame:
@@ -180,26 +178,8 @@ def test_batch_cli_exits_2_with_one_line(project, tmp_path, algo, column, value,
     source, output = tmp_path / "rows.csv", tmp_path / "out.csv"
     pd.DataFrame([row(model), row(model, **{column: value})]).to_csv(source, index=False)
 
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tabml.serving.predict",
-            "--model",
-            f"{algo}_tiny_v1",
-            "--input",
-            str(source),
-            "--output",
-            str(output),
-            "--root",
-            str(project),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        check=False,
-    )
+    files = ("--input", str(source), "--output", str(output))
+    proc = batch_cli("--model", f"{algo}_tiny_v1", *files, "--root", str(project))
 
     line = f" (CSV line {1 + CSV_FIRST_LINE})"
     assert proc.returncode == 2, proc.stderr

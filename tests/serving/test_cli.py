@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +10,8 @@ import pandas as pd
 import pytest
 
 from tabml.serving import predict
-from tests.serving.conftest import DATASET, REPO, SNAPSHOT, model_file
+from tests.helpers import batch_cli
+from tests.serving.conftest import DATASET, SNAPSHOT, model_file
 
 
 def argv(project: Path, *extra: str) -> list[str]:
@@ -98,25 +97,9 @@ def test_bad_input_is_one_line_exit_2_and_no_output(
 
 def test_real_process_error_is_one_line_without_traceback(project, test_csv, tmp_path):
     out = tmp_path / "out.csv"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tabml.serving.predict",
-            "--root",
-            str(project),
-            "--model",
-            f"xgb_{DATASET}_v1",
-            "--input",
-            str(bad_input(tmp_path, test_csv)),
-            "--output",
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    bad = bad_input(tmp_path, test_csv)
+    proc = batch_cli(
+        *argv(project, "--model", f"xgb_{DATASET}_v1", "--input", str(bad), "--output", str(out))
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: column 'Home', row 3") and proc.stderr.count("\n") == 1

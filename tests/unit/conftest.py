@@ -7,9 +7,8 @@ import copy
 import functools
 import os
 import shutil
-import threading
 from collections.abc import Callable, Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ import pytest
 import yaml
 
 from tabml.params import DatasetParams, FeaturizeParams
+from tests.helpers import HttpServer
 
 if TYPE_CHECKING:
     from tabml.model import Model
@@ -174,17 +174,8 @@ def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(served))
-    )
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield served, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with HttpServer(functools.partial(QuietHandler, directory=str(served))) as server:
+        yield served, f"http://127.0.0.1:{server.port}"
 
 
 @pytest.fixture

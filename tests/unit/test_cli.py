@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -158,6 +160,24 @@ def test_one_line_folds_whitespace(text, line):
 # --- disks, memory and crashes: one line too, never a traceback ---------------------------
 
 
+def run_raising(
+    tmp_path: Path,
+    error: BaseException | type[BaseException],
+    *argv: str,
+    cli: argparse.ArgumentParser | None = None,
+) -> int:
+    """The exit code of ``run_stage`` (``cli``, else ``parser()``; a valid params file,
+    ``--root tmp_path``, then ``argv``) on a body that raises ``error``."""
+    params = write_params(tmp_path / "params.yaml", project_params())
+
+    def body(args, params, layout):
+        raise error
+
+    return run_stage(
+        cli or parser(), body, ["--params", str(params), "--root", str(tmp_path), *argv]
+    )
+
+
 @pytest.mark.parametrize(
     ("code", "line"),
     [
@@ -199,12 +219,7 @@ def test_one_line_folds_whitespace(text, line):
     ],
 )
 def test_run_stage_disk_errors_are_one_line_naming_the_file(tmp_path, capsys, code, line):
-    params = write_params(tmp_path / "params.yaml", project_params())
-
-    def body(args, params, layout):
-        raise OSError(code, os.strerror(code), "/r/models/rf_credit_v1.pkl")
-
-    status = run_stage(parser(), body, ["--params", str(params), "--root", str(tmp_path)])
+    status = run_raising(tmp_path, OSError(code, os.strerror(code), "/r/models/rf_credit_v1.pkl"))
 
     err = capsys.readouterr().err
     assert status == 2
@@ -213,12 +228,7 @@ def test_run_stage_disk_errors_are_one_line_naming_the_file(tmp_path, capsys, co
 
 
 def test_run_stage_disk_error_without_a_file_name(tmp_path, capsys):
-    params = write_params(tmp_path / "params.yaml", project_params())
-
-    def body(args, params, layout):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    status = run_stage(parser(), body, ["--params", str(params), "--root", str(tmp_path)])
+    status = run_raising(tmp_path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
 
     assert status == 2
     assert error_lines(capsys.readouterr().err) == [
@@ -227,12 +237,9 @@ def test_run_stage_disk_error_without_a_file_name(tmp_path, capsys):
 
 
 def test_run_stage_disk_error_masks_credentials_in_a_url(tmp_path, capsys):
-    params = write_params(tmp_path / "params.yaml", project_params())
+    url = "https://user:hunter2@example.com/x.csv?sig=s3cr3t"
 
-    def body(args, params, layout):
-        raise OSError(errno.EACCES, "denied", "https://user:hunter2@example.com/x.csv?sig=s3cr3t")
-
-    assert run_stage(parser(), body, ["--params", str(params), "--root", str(tmp_path)]) == 2
+    assert run_raising(tmp_path, OSError(errno.EACCES, "denied", url)) == 2
 
     err = capsys.readouterr().err
     assert "hunter2" not in err and "s3cr3t" not in err
@@ -252,13 +259,7 @@ def test_run_stage_disk_error_masks_credentials_in_a_url(tmp_path, capsys):
     ],
 )
 def test_run_stage_memory_error_names_the_stage(tmp_path, capsys, flags, argv, stage):
-    params = write_params(tmp_path / "params.yaml", project_params())
-
-    def body(args, params, layout):
-        raise MemoryError
-
-    argv = ["--params", str(params), "--root", str(tmp_path), *argv]
-    status = run_stage(parser(**flags), body, argv)
+    status = run_raising(tmp_path, MemoryError, *argv, cli=parser(**flags))
 
     err = capsys.readouterr().err
     assert status == 2
@@ -270,13 +271,9 @@ def test_run_stage_memory_error_names_the_stage(tmp_path, capsys, flags, argv, s
 
 
 def test_run_stage_stage_names_follow_dvc_yaml(tmp_path, capsys):
-    params = write_params(tmp_path / "params.yaml", project_params())
     check = stage_parser("python -m stages.check_params", "Check.")
 
-    def body(args, params, layout):
-        raise MemoryError
-
-    assert run_stage(check, body, ["--params", str(params), "--root", str(tmp_path)]) == 2
+    assert run_raising(tmp_path, MemoryError, cli=check) == 2
     assert error_lines(capsys.readouterr().err)[0].startswith(
         "error: stage check-params ran out of memory: "
     )
@@ -291,13 +288,8 @@ def test_run_stage_stage_names_follow_dvc_yaml(tmp_path, capsys):
     ],
 )
 def test_run_stage_never_catches_interrupts_or_unexpected_os_errors(tmp_path, error):
-    params = write_params(tmp_path / "params.yaml", project_params())
-
-    def body(args, params, layout):
-        raise error
-
     with pytest.raises(type(error)):
-        run_stage(parser(), body, ["--params", str(params), "--root", str(tmp_path)])
+        run_raising(tmp_path, error)
 
 
 def test_run_stage_removes_stale_temps_of_killed_runs_before_the_body(tmp_path):

@@ -7,6 +7,8 @@ naming the column or the line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,12 +30,17 @@ def read(text: str, **options) -> pd.DataFrame:
     return load_csv(text.encode("utf-8"), CsvOptions(**options), WHAT)
 
 
-def error(text: str, **options) -> str:
-    with pytest.raises(DataError) as info:
-        read(text, **options)
+def one_line_error(error: type[Exception], call: Callable[..., object], /, *args, **kwargs) -> str:
+    """The message of the ``error`` that ``call(*args, **kwargs)`` raises: one line."""
+    with pytest.raises(error) as info:
+        call(*args, **kwargs)
     message = str(info.value)
     assert "\n" not in message
     return message
+
+
+def error(text: str, **options) -> str:
+    return one_line_error(DataError, read, text, **options)
 
 
 # --- options ---------------------------------------------------------------------------------
@@ -316,11 +323,7 @@ def upload_error(data: bytes, **kwargs) -> str:
     from tabml.serving.errors import InputError
     from tabml.serving.scoring import read_csv_bytes
 
-    with pytest.raises(InputError) as info:
-        read_csv_bytes(data, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
+    return one_line_error(InputError, read_csv_bytes, data, **kwargs)
 
 
 def test_upload_short_row_is_refused_naming_the_line():

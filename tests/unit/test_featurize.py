@@ -301,24 +301,27 @@ def test_row_id_in_drop_columns_is_dropped_without_warning(train, test, spec, ca
     assert id_warnings(caplog) == []
 
 
-def test_keep_columns_naming_no_column_raises(train, test, spec):
+@pytest.mark.parametrize(
+    ("keep", "message"),
+    [
+        (
+            "custmer",
+            "datasets.tiny.keep_columns: 'custmer' is not a column of the train split "
+            "(columns: 'income', 'age', 'color'): fix the name or remove it",
+        ),
+        (
+            "y",
+            "datasets.tiny.keep_columns lists the target column 'y': remove it (the target is "
+            "never an input)",
+        ),
+    ],
+    ids=["no-such-column", "the-target"],
+)
+def test_keep_columns_naming_no_column_or_the_target_raises(train, test, spec, keep, message):
     with pytest.raises(DataError) as info:
-        run(train, test, revalidated(spec, keep_columns=["custmer"]))
+        run(train, test, revalidated(spec, keep_columns=[keep]))
 
-    assert str(info.value) == (
-        "datasets.tiny.keep_columns: 'custmer' is not a column of the train split "
-        "(columns: 'income', 'age', 'color'): fix the name or remove it"
-    )
-
-
-def test_keep_columns_naming_the_target_raises(train, test, spec):
-    with pytest.raises(DataError) as info:
-        run(train, test, revalidated(spec, keep_columns=["y"]))
-
-    assert str(info.value) == (
-        "datasets.tiny.keep_columns lists the target column 'y': remove it (the target is "
-        "never an input)"
-    )
+    assert str(info.value) == message
 
 
 def test_only_row_ids_left_raises(spec):
