@@ -98,17 +98,18 @@ def stage_name(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str
 
 def disk_error(exc: OSError, root: Path) -> str | None:
     """The one line for an OSError the user can fix (full, read-only, failing disk), or None."""
-    from tabml.secrets import redact
-
     if exc.errno not in _CAN_NOT:
         return None
     verb, reason, advice = _CAN_NOT[exc.errno]
     where = f" {exc.filename}" if exc.filename is not None else f" under {root}"
-    return redact(f"cannot {verb}{where}: {reason}: {advice}")
+    return f"cannot {verb}{where}: {reason}: {advice}"
 
 
 def _fail(message: str) -> int:
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    """Print the one line (any URL in it masked: a second line of defence) and give 2."""
+    from tabml.secrets import redact
+
+    print(f"error: {redact(' '.join(message.split()))}", file=sys.stderr)
     return 2
 
 

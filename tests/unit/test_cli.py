@@ -323,3 +323,20 @@ def test_run_stage_removes_stale_temps_of_killed_runs_before_the_body(tmp_path):
     assert seen == []
     assert not (tmp_path / "metrics" / f".test.{proc.pid}-abcdefgh.tmp").exists()
     assert live.exists() and elsewhere.exists()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DataError("cannot read source http://alice:S3cr3t@h/x.csv?token=T0ken9: 404"),
+        OSError(errno.ENOSPC, "No space left on device", "http://alice:S3cr3t@h/x?token=T0ken9"),
+    ],
+    ids=["pipeline-error", "disk-error"],
+)
+def test_error_lines_mask_credentials_in_urls(tmp_path, capsys, error):
+    assert run_raising(tmp_path, error) == 2
+
+    err = capsys.readouterr().err
+    assert "http://***@h/x" in err
+    assert "S3cr3t" not in err
+    assert "T0ken9" not in err
