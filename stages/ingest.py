@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tabml.cli import run_stage, stage_parser
+from tabml.cli import one_line, run_stage, stage_parser
 from tabml.csvfile import CsvOptions, load_csv, mark_missing, spaced_names, text_in_numbers
 from tabml.errors import DataError
 from tabml.files import write_csv
@@ -179,7 +179,7 @@ def _read_sklearn(name: str) -> pd.DataFrame:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = one_line(exc)
     return redact(text) if text else type(exc).__name__
 
 

@@ -13,6 +13,7 @@ Hand-written (a few regexes): no maintained library masks URLs inside free text.
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 MASK = "***"
@@ -81,3 +82,18 @@ def redact(text: str) -> str:
     if "://" not in text:
         return text
     return _URL.sub(_redact_match, text)
+
+
+def redacted(value: Any) -> Any:
+    """A JSON-like ``value`` with every string passed through :func:`redact`.
+
+    Params refuse credential URLs, but a model card written before that rule may still hold
+    one in its copy of the dataset params: nothing the API shows may carry it.
+    """
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redacted(item) for item in value]
+    return value

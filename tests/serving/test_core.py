@@ -311,3 +311,41 @@ def test_non_finite_metrics_become_null(tmp_path):
     path = tmp_path / "m.json"
     path.write_text('{"roc_auc": NaN, "log_loss": Infinity, "f1": 0.5}')
     assert read_json(path) == {"roc_auc": None, "log_loss": None, "f1": 0.5}
+
+
+def test_dataset_info_counts_raw_columns_of_a_semicolon_source(tmp_path):
+    """ingest writes every raw snapshot comma-separated, whatever the source's ``sep``."""
+    from tabml.params import parse_params
+    from tabml.serving.registry import dataset_info
+    from tests.unit.conftest import SNAPSHOT, project_params
+
+    raw = project_params("src.csv")
+    raw["datasets"]["tiny"]["sep"] = ";"
+    snapshot = tmp_path / "data" / "raw" / f"tiny_raw_{SNAPSHOT}.csv"
+    snapshot.parent.mkdir(parents=True)
+    snapshot.write_text("a,b,y\n1,2,yes\n3,4,no\n")
+
+    (info,) = dataset_info(parse_params(raw), tmp_path)
+
+    assert (info["raw_rows"], info["raw_columns"]) == (2, 3)
+
+
+def test_target_metrics_read_a_float_coded_target_as_its_classes():
+    """A model trained with positive_class "1.0" on a 0.0/1.0 target: an upload writing the
+    target 0/1 (or 0.0/1.0) holds its classes, not unknown ones."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from tabml.serving.scoring import target_metrics
+
+    card = SimpleNamespace(target="y", classes=("0", "1.0"), positive_class="1.0")
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])
+    for written in ([0, 1, 0, 1], [0.0, 1.0, 0.0, 1.0], ["0", "1", "0", "1.0"]):
+        frame = pd.DataFrame({"y": written})
+
+        result = target_metrics(frame, SimpleNamespace(card=card), proba, 0.5)
+
+        assert result["n_labelled"] == 4
+        assert result["metrics"]["roc_auc"] == 1.0
+        assert result["metrics"]["accuracy"] == 1.0

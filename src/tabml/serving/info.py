@@ -1,5 +1,5 @@
 """What the server says about the project it serves: name, version, stages, git revision,
-and the params of its models (with any credential in a URL masked: :func:`redacted`).
+and the params of its models (with any credential in a URL masked: :func:`tabml.secrets.redacted`).
 
 Read from files (``pyproject.toml`` with tomllib, ``dvc.lock`` or ``dvc.yaml`` as plain YAML:
 importing dvc would cost a second of start-up for a list of names) and from one
@@ -16,8 +16,6 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-from tabml.secrets import redact
 
 log = logging.getLogger("tabml.serving.info")
 
@@ -80,18 +78,3 @@ def git_revision(root: Path) -> str | None:
         return None
     revision = proc.stdout.strip()
     return revision if proc.returncode == 0 and _REVISION_RE.fullmatch(revision) else None
-
-
-def redacted(value: Any) -> Any:
-    """A JSON-like ``value`` with every string passed through :func:`tabml.secrets.redact`.
-
-    Params refuse credential URLs, but a model card written before that rule may still hold
-    one in its copy of the dataset params: nothing the API shows may carry it.
-    """
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {key: redacted(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [redacted(item) for item in value]
-    return value

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from tabml.secrets import redacted
 from tabml.serving.deps import CurrentRegistry, State
-from tabml.serving.info import redacted
 
 router = APIRouter(tags=["project"])
 
