@@ -7,11 +7,15 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 # install (below) syncs .venv whenever pyproject.toml or uv.lock change; runs skip the re-check.
 RUN := $(UV) run --no-sync
 PORT ?= 8000
+# make bench-scale: rows of synthetic data, engine of the pipeline side; BENCH_ARGS: more flags
+# of tools/bench_scale.py (--keep, --json PATH, --markdown PATH, --set KEY=VALUE).
+ROWS ?= 100000
+ENGINE ?= pandas
 export UV_COMPILE_BYTECODE := 1
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install repro status metrics remote-s3 remote-check push pull remote-status test test-unit test-fault test-pipeline test-remote coverage lint format importtime serve bench-serving
+.PHONY: help install repro status metrics remote-s3 remote-check push pull remote-status test test-unit test-fault test-pipeline test-remote coverage lint format importtime serve bench-serving bench-scale
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -87,3 +91,6 @@ serve: install ## Serve the models on 127.0.0.1:8000 (PORT=8001 make serve: anot
 
 bench-serving: install ## Latency and throughput of the model server on loopback (needs make repro)
 	$(RUN) python -m tools.bench_serving
+
+bench-scale: install ## Pipeline vs a plain script on ROWS synthetic rows (ROWS=100000 ENGINE=pandas|dask)
+	$(RUN) python -m tools.bench_scale --rows $(ROWS) --engine $(ENGINE) $(BENCH_ARGS)

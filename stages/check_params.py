@@ -6,6 +6,12 @@ silently. This stage depends on every key, so any params change runs it (in well
 second: it imports only pydantic and ruamel.yaml) and a bad key stops the run with a
 message naming it.
 
+It also checks where each dataset keeps its files (:meth:`tabml.params.Params.check_sources`):
+``ingest@<ds>`` depends on ``data/external/<ds>/`` only, and DVC refuses to run a stage whose
+dependency is missing with a bare "No such file or directory" of its own; this stage runs
+first (whenever params.yaml changes, as when a dataset is added or its source moved), so it
+says what to do instead. A local source outside the repository is allowed with a warning.
+
 Being the first stage DVC runs, it is also the one that stops ``.venv/bin/dvc repro`` run
 from a shell without the environment: like every stage (``tabml.cli.run_stage``), it first
 checks that its ``python`` is the project's (``tabml.environment``).
@@ -27,7 +33,10 @@ log = logging.getLogger("stages.check_params")
 
 
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
-    # run_stage has already parsed and validated the file; say what it found.
+    # run_stage has already parsed and validated the file; check where the sources are
+    # (DVC checks an ingest stage's folder before running it: only this stage can explain).
+    for warning in params.check_sources(layout.root):
+        log.warning("%s", warning)
     log.info(
         "%s is valid: datasets %s; algorithms %s",
         args.params,

@@ -1,8 +1,10 @@
 """featurize@<dataset>: fit the preprocessing on the train split only and apply it to both.
 
-Writes to ``data/processed/<dataset>/``: the processed train and test CSVs (feature columns,
-then the target encoded 1 for the positive class), the fitted transformer and its typed
-description (:class:`tabml.features.FeatureSpec`), which every model of this dataset embeds.
+Writes to ``data/processed/<dataset>/``: the processed train and test data as ``.npz``
+(:func:`tabml.features.save_matrix`: the feature matrix, sparse when one-hot columns make it
+mostly zeros, and the target encoded 1 for the positive class), the fitted transformer and its
+typed description (:class:`tabml.features.FeatureSpec`), which every model of this dataset
+embeds.
 Text columns that look like row ids (nearly every value distinct) are left out with a warning
 unless ``keep_columns`` lists them (:func:`tabml.features.row_id_columns`).
 """
@@ -15,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tabml.cli import run_stage, stage_parser
+from tabml.csvfile import CsvOptions, read_dataset
 from tabml.errors import DataError
-from tabml.files import md5_file, read_csv, replace_dir, write_csv
+from tabml.files import md5_file, replace_dir
 from tabml.schema import ColumnSpec, conform, first_few, infer_schema
 from tabml.target import encode_target, negative_class
 
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from tabml.params import DatasetParams, FeaturizeParams, Params
 
 log = logging.getLogger("stages.featurize")
+Processed = tuple[Any, Any]  # (features: CSR matrix or ndarray, labels: 0/1 ndarray)
 
 
 def featurize(
@@ -37,10 +41,9 @@ def featurize(
     spec: DatasetParams,
     params: FeaturizeParams,
     data: DataInfo,
-) -> tuple[pd.DataFrame, pd.DataFrame, FeatureSpec, Any]:
-    """Core: fit on ``train`` only; return processed train and test, the spec, the transformer."""
-    import pandas as pd
-
+) -> tuple[Processed, Processed, FeatureSpec, Any]:
+    """Core: fit on ``train`` only; return processed train and test (features, 0/1 labels),
+    the spec and the fitted transformer."""
     from tabml.features import FeatureSpec, build_transformer, check_rows
 
     inputs = train.drop(columns=[spec.target, *spec.drop_columns], errors="ignore")
@@ -70,13 +73,11 @@ def featurize(
     fitted_rows = conform(inputs, schema)  # validated once: fitted on, then transformed
     schema, fitted_rows = _drop_row_ids(fitted_rows, schema, name, spec, params)
     transformer = build_transformer(schema, params)
-    transformer.fit(fitted_rows)
+    train_features = transformer.fit_transform(fitted_rows)  # one pass: fit and encode
     names = [str(n) for n in transformer.get_feature_names_out()]
 
-    def apply(rows: pd.DataFrame, conformed: pd.DataFrame) -> pd.DataFrame:
-        out = pd.DataFrame(transformer.transform(conformed), columns=names)
-        out[spec.target] = encode_target(rows[spec.target], spec.positive_class).to_numpy()
-        return out
+    def labels(rows: pd.DataFrame) -> Any:
+        return encode_target(rows[spec.target], spec.positive_class).to_numpy()
 
     features = FeatureSpec(
         dataset=name,
@@ -89,7 +90,8 @@ def featurize(
     )
     # Test categories training never saw are allowed: they encode as all zeros.
     test_rows = conform(test, schema, strict_categories=False)
-    return apply(train, fitted_rows), apply(test, test_rows), features, transformer
+    processed_test = (transformer.transform(test_rows), labels(test))
+    return (train_features, labels(train)), processed_test, features, transformer
 
 
 def _drop_row_ids(
@@ -133,12 +135,17 @@ def _drop_row_ids(
 
 
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
-    from tabml.features import DataInfo, save_features
+    from tabml.features import DataInfo, save_features, save_matrix
 
     name, spec = args.dataset, params.dataset(args.dataset)
+    if spec.engine == "dask":
+        from tabml.daskengine.featurize import featurize as dask_featurize
+
+        return dask_featurize(name, params, layout)
     train_path = layout.interim(name, "train", spec.snapshot)
-    train = read_csv(train_path, low_memory=False)
-    test = read_csv(layout.interim(name, "test", spec.snapshot), low_memory=False)
+    options = CsvOptions.of(spec)  # interim files keep the source's format (ingest)
+    train = read_dataset(train_path, options)
+    test = read_dataset(layout.interim(name, "test", spec.snapshot), options)
     data = DataInfo(
         snapshot=spec.snapshot,
         train_file=str(train_path.relative_to(layout.root)),
@@ -150,18 +157,20 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
     )
 
     def write(tmp: Path) -> None:
-        for part, frame in (("train", processed_train), ("test", processed_test)):
-            write_csv(tmp / layout.processed(name, part, spec.snapshot).name, frame)
+        for part, (X, y) in (("train", processed_train), ("test", processed_test)):
+            save_matrix(tmp / layout.processed(name, part, spec.snapshot, "npz").name, X, y)
         save_features(layout, tmp, features, transformer)
 
     replace_dir(layout.processed_dir(name), write)
+    X = processed_train[0]
     log.info(
-        "wrote %s: %d features from %d input columns (train %d rows, test %d rows)",
+        "wrote %s: %d features from %d input columns (%s; train %d rows, test %d rows)",
         layout.processed_dir(name),
         len(features.feature_names),
         len(features.columns),
-        len(processed_train),
-        len(processed_test),
+        "sparse" if hasattr(X, "nnz") else "dense",
+        X.shape[0],
+        processed_test[0].shape[0],
     )
 
 

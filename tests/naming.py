@@ -4,12 +4,14 @@ Tests only: no stage depends on these checks. The names themselves come from
 :class:`tabml.layout.Layout`; these patterns say what a conforming name looks like, so a test
 can check Layout, and every file a run leaves on disk, against them:
 
-- data:    ``data/<phase>/<dataset>[-<part>]_<phase>_<YYYYMMDD>.<csv|pkl|json>``, phase in raw,
-  interim, processed; processed files sit in ``data/processed/<dataset>/`` (featurize writes
-  the processed CSVs, the transformer ``.pkl`` and its ``-features_processed_<date>.json``);
-- models:  ``models/<algo>_<dataset>_v<N>.pkl`` and its card ``models/<algo>_<dataset>_v<N>.json``;
-- figures: ``plots/figures/<topic>_<dataset>_<YYYYMMDD>.png``; plot data for DVC:
-  ``plots/data/<topic>/<topic>_<dataset>-<algo>_<YYYYMMDD>.csv``;
+- data:    ``data/<phase>/<dataset>[-<part>]_<phase>_<YYYYMMDD>.<ext>``, phase in raw,
+  interim, processed; raw files sit in ``data/raw/``, interim and processed ones in
+  ``data/<phase>/<dataset>/``. ``<part>`` is a word (``train``, ``features``) or, for the
+  partitions the Dask engine writes, a word and a five-digit partition number
+  (``train-00000``); ext csv, pkl, json, npz or parquet;
+- models:  ``models/<dataset>/<algo>_<dataset>_v<N>.pkl`` and its card ``.json`` beside it;
+- figures: ``plots/figures/<dataset>/<topic>_<dataset>_<YYYYMMDD>.png``; plot data for DVC:
+  ``plots/data/<topic>/<dataset>/<topic>_<dataset>-<algo>_<YYYYMMDD>.csv``;
 - notebooks: ``notebooks/<NN>_<topic>_<author>.ipynb``.
 """
 
@@ -21,9 +23,11 @@ from pathlib import Path
 from tabml.layout import MODEL_ID_PATTERN, NAME_PATTERN
 
 _PART = r"(?:-(?P<part>[a-z0-9]+))?"
+# A data part may carry a partition number: <dataset>-train-00000_interim_<date>.parquet.
+_DATA_PART = r"(?:-(?P<part>[a-z0-9]+)(?:-(?P<partition>[0-9]{5}))?)?"
 DATA_NAME_RE = re.compile(
-    rf"^(?P<dataset>{NAME_PATTERN}){_PART}_(?P<phase>raw|interim|processed)_(?P<date>\d{{8}})"
-    r"\.(?P<ext>csv|pkl|json)\Z"
+    rf"^(?P<dataset>{NAME_PATTERN}){_DATA_PART}_(?P<phase>raw|interim|processed)"
+    r"_(?P<date>\d{8})\.(?P<ext>csv|pkl|json|npz|parquet)\Z"
 )
 # The model file and its card: the same model id, two extensions.
 MODEL_NAME_RE = re.compile(rf"^{MODEL_ID_PATTERN}\.(?P<ext>pkl|json)\Z")
@@ -42,27 +46,47 @@ def naming_problem(rel: Path) -> str | None:
     if parts[0] == "data":
         match = DATA_NAME_RE.match(name)
         if not match:
-            return "data files are <dataset>[-<part>]_<phase>_<YYYYMMDD>.csv (or .pkl, .json)"
+            return (
+                "data files are <dataset>[-<part>]_<phase>_<YYYYMMDD>.csv (or .pkl, .json, "
+                ".npz, .parquet; a Dask partition's part is <part>-<NNNNN>)"
+            )
         if match["phase"] != parts[1]:
             return f"phase {match['phase']!r} in the name but the file is in data/{parts[1]}/"
-        if parts[1] == "processed" and (len(parts) != 4 or parts[2] != match["dataset"]):
-            return "processed files live in data/processed/<dataset>/"
+        if parts[1] == "raw" and (len(parts) != 3 or match["part"] is not None):
+            return "raw files are data/raw/<dataset>_raw_<YYYYMMDD>.csv"
+        if parts[1] != "raw" and (len(parts) != 4 or parts[2] != match["dataset"]):
+            return f"{parts[1]} files live in data/{parts[1]}/<dataset>/"
         return None
     if parts[0] == "models":
-        if MODEL_NAME_RE.match(name):
+        match = MODEL_NAME_RE.match(name)
+        if match and len(parts) == 3 and parts[1] == match["dataset"]:
             return None
-        return "models are <algo>_<dataset>_v<N>.pkl, with the card <algo>_<dataset>_v<N>.json"
+        return (
+            "models are models/<dataset>/<algo>_<dataset>_v<N>.pkl, with the card "
+            "<algo>_<dataset>_v<N>.json"
+        )
     if parts[0] == "notebooks":
         return None if NOTEBOOK_NAME_RE.match(name) else "notebooks are <NN>_<topic>_<author>.ipynb"
     if rel == Path("plots/report.html"):
         return None
     match = FIGURE_NAME_RE.match(name)
     if parts[:2] == ("plots", "figures"):
-        ok = match and match["ext"] == "png"
-        return None if ok else "figures are <topic>_<dataset>_<YYYYMMDD>.png"
-    if parts[:2] == ("plots", "data") and len(parts) == 4:
-        ok = match and match["ext"] == "csv" and match["topic"] == parts[2]
-        return None if ok else "plot data is plots/data/<topic>/<topic>_<dataset>-<algo>_<date>.csv"
+        ok = match and match["ext"] == "png" and len(parts) == 4 and parts[2] == match["dataset"]
+        return (
+            None if ok else "figures are plots/figures/<dataset>/<topic>_<dataset>_<YYYYMMDD>.png"
+        )
+    if parts[:2] == ("plots", "data") and len(parts) == 5:
+        ok = (
+            match
+            and match["ext"] == "csv"
+            and match["topic"] == parts[2]
+            and match["dataset"] == parts[3]
+        )
+        return (
+            None
+            if ok
+            else "plot data is plots/data/<topic>/<dataset>/<topic>_<dataset>-<algo>_<date>.csv"
+        )
     return "not a place for pipeline files"
 
 

@@ -44,7 +44,9 @@ def stage_commands() -> list[tuple[str, list[str]]]:
         for d in params.datasets
         for a in params.train.algos
     ]
-    return [*cmds, ("evaluate", ["stages.evaluate"]), ("plot", ["stages.plot"])]
+    for phase in ("evaluate", "plot"):
+        cmds += [(f"{phase}@{d}", [f"stages.{phase}", "--dataset", d]) for d in params.datasets]
+    return [*cmds, ("report", ["stages.report"])]
 
 
 def measure(module_args: list[str]) -> tuple[float, float, list[str]]:

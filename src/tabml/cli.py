@@ -105,6 +105,57 @@ def disk_error(exc: OSError, root: Path) -> str | None:
     return f"cannot {verb}{where}: {reason}: {advice}"
 
 
+# Set to a file path, every stage that ends well appends one JSON line there (stage, wall
+# seconds since the process started, peak RSS bytes): what `make bench-scale` reads.
+STATS_ENV = "TABML_STAGE_STATS"
+
+
+def _process_seconds() -> float | None:
+    """Wall seconds since this process started (imports included), from /proc; else None."""
+    import os
+
+    try:
+        with open("/proc/self/stat", "rb") as stat, open("/proc/uptime", "rb") as uptime:
+            started = int(stat.read().rsplit(b")", 1)[1].split()[19])  # field 22: starttime
+            now = float(uptime.read().split()[0])
+        return max(now - started / os.sysconf("SC_CLK_TCK"), 0.0)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _peak_rss() -> int:
+    """Peak resident memory of this process in bytes: VmHWM from /proc. Why not
+    ``ru_maxrss``: it survives exec, and dvc runs a stage through a shell that execs it, so
+    it would report dvc's own memory when that is larger."""
+    import resource
+
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def report_done(stage: str) -> None:
+    """One closing log line with the stage's wall time and peak memory (a long run shows
+    what it cost), and the same as JSON for benchmarks when ``TABML_STAGE_STATS`` is set."""
+    import json
+    import os
+
+    seconds = _process_seconds()
+    peak = _peak_rss()
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    logging.getLogger("tabml.cli").info("%s done%s, peak memory %.2f GB", stage, took, peak / 1e9)
+    path = os.environ.get(STATS_ENV)
+    if path:
+        line = json.dumps({"stage": stage, "seconds": seconds, "peak_rss_bytes": peak})
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(line + "\n")
+
+
 def _fail(message: str) -> int:
     """Print the one line (any URL in it masked: a second line of defence) and give 2."""
     from tabml.secrets import redact
@@ -134,6 +185,7 @@ def run_stage(
         trees = [layout.root / tree for tree in OUTPUT_TREES]
         remove_stale_temps([*trees, home] if home else trees)
         body(args, params, layout)
+        report_done(stage_name(parser, args))
     except PipelineError as exc:
         return _fail(str(exc))
     except MemoryError:

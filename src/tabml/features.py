@@ -58,15 +58,28 @@ class FeatureSpec(BaseModel):
     check_rows: list[dict[str, Any]]
 
 
-def build_transformer(schema: list[ColumnSpec], params: FeaturizeParams) -> ColumnTransformer:
-    """Imputation and scaling for numbers, imputation and one-hot encoding for categories."""
+# The transformer's output is a sparse matrix when fewer than this share of its values are
+# non-zero (scikit-learn's own rule, decided once at fit): a 50,000-level column then costs
+# megabytes, not gigabytes, and every estimator here accepts CSR input.
+SPARSE_THRESHOLD = 0.3
+
+
+def build_transformer(
+    schema: list[ColumnSpec], params: FeaturizeParams, *, dense: bool = False
+) -> ColumnTransformer:
+    """Imputation and scaling for numbers, imputation and one-hot encoding for categories.
+
+    Categories rarer than ``min_category_frequency`` rows, and beyond the
+    ``max_categories`` most frequent of a column, share one "infrequent" column. ``dense``
+    forces a dense output (an engine that stores features densely must train on what the
+    served pipeline computes: XGBoost reads an absent sparse entry as missing, not zero).
+    """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     numeric = [c.name for c in schema if c.kind == "numeric"]
-    categorical = [c.name for c in schema if c.kind == "categorical"]
     parts: list[tuple[str, Any, list[str]]] = []
     if numeric:
         steps: list[tuple[str, Any]] = [
@@ -75,20 +88,86 @@ def build_transformer(schema: list[ColumnSpec], params: FeaturizeParams) -> Colu
         if params.scale_numeric:
             steps.append(("scale", StandardScaler()))
         parts.append(("num", Pipeline(steps), numeric))
-    if categorical:
-        rare = params.min_category_frequency > 1
+    # Grouping counts every value in Python (scikit-learn's object-dtype path): only the
+    # columns that can have infrequent levels pay for it. The others encode identically.
+    rare = params.min_category_frequency > 1
+    limit = params.max_categories
+    many = [
+        c.name
+        for c in schema
+        if c.kind == "categorical" and (rare or (limit is not None and len(c.categories) >= limit))
+    ]
+    few = [c.name for c in schema if c.kind == "categorical" and c.name not in many]
+    for name, columns, grouped in (("cat", few, False), ("many", many, True)):
+        if not columns:
+            continue
         encoder = OneHotEncoder(
-            handle_unknown="infrequent_if_exist" if rare else "ignore",
-            min_frequency=params.min_category_frequency if rare else None,
-            sparse_output=False,
+            handle_unknown="infrequent_if_exist" if grouped else "ignore",
+            min_frequency=params.min_category_frequency if grouped and rare else None,
+            max_categories=limit if grouped else None,
+            sparse_output=not dense,
         )
         impute = (
             SimpleImputer(strategy="constant", fill_value="missing")
             if params.categorical_imputer == "constant"
             else SimpleImputer(strategy="most_frequent")
         )
-        parts.append(("cat", Pipeline([("impute", impute), ("onehot", encoder)]), categorical))
-    return ColumnTransformer(parts, remainder="drop")
+        parts.append((name, Pipeline([("impute", impute), ("onehot", encoder)]), columns))
+    return ColumnTransformer(
+        parts, remainder="drop", sparse_threshold=0.0 if dense else SPARSE_THRESHOLD
+    )
+
+
+def save_matrix(path: Path, X: Any, y: Any) -> None:
+    """Processed features and 0/1 labels in one uncompressed ``.npz`` (numpy arrays only,
+    read back without pickle): a CSR matrix as its three arrays, a dense one as is. Why not
+    CSV: at 1M rows, text formatting of full-precision floats was half of featurize."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from tabml.files import atomic_path
+
+    arrays: dict[str, Any] = {"y": np.asarray(y, dtype=np.int8)}
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        arrays |= {
+            "data": X.data,
+            "indices": X.indices,
+            "indptr": X.indptr,
+            "shape": np.asarray(X.shape, dtype=np.int64),
+        }
+    else:
+        arrays["X"] = np.ascontiguousarray(X)
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        np.savez(out, **arrays)
+
+
+def load_matrix(path: Path) -> tuple[Any, Any]:
+    """(features, labels) written by :func:`save_matrix`: a CSR matrix or a dense array."""
+    import zipfile
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    from tabml.cli import one_line
+
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: run featurize first (dvc repro)")
+    # Anything but a zip archive would send np.load to a bare .npy or to pickle's path.
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path} is not processed data (not an .npz archive): rerun featurize")
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            y = stored["y"].astype(np.int64)
+            if "X" in stored:
+                return stored["X"], y
+            shape = tuple(int(n) for n in stored["shape"])
+            X = sp.csr_matrix((stored["data"], stored["indices"], stored["indptr"]), shape=shape)
+            return X, y
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"{path} is not processed data ({one_line(exc)}): rerun featurize"
+        ) from None
 
 
 def row_id_columns(

@@ -218,17 +218,40 @@ def _has_bare_cr(frame: Any) -> bool:
     return any(t.astype("string").str.contains("\r", regex=False, na=False).any() for t in texts)
 
 
-def write_csv(path: str | Path, frame: Any) -> None:
-    """Write a DataFrame as CSV atomically, without the index.
+def write_csv(path: str | Path, frame: Any, *, sep: str = ",", quote_text: bool = False) -> None:
+    """Write a DataFrame as CSV atomically, without the index, fields separated by ``sep``.
 
-    Python's csv writer quotes a cell holding the line end ("\n") but not a bare "\r",
-    which every reader takes as a line end too: such a frame has all its text quoted.
+    ``quote_text`` quotes every value that is not a number (a reader that skips the spaces
+    after a separator keeps those inside quotes). Python's csv writer quotes a cell holding
+    the line end ("\n") but not a bare "\r", which every reader takes as a line end too: such
+    a frame has all its text quoted.
     """
     import csv
 
-    quoting = csv.QUOTE_NONNUMERIC if _has_bare_cr(frame) else csv.QUOTE_MINIMAL
+    quote = quote_text or _has_bare_cr(frame)
+    quoting = csv.QUOTE_NONNUMERIC if quote else csv.QUOTE_MINIMAL
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, lineterminator="\n", quoting=quoting)
+        frame.to_csv(tmp, index=False, sep=sep, lineterminator="\n", quoting=quoting)
+
+
+def file_stamp(path: str | Path) -> tuple[int, int]:
+    """(size, modification time in ns) of a file: whether it changed between two looks."""
+    info = Path(path).stat()
+    return info.st_size, info.st_mtime_ns
+
+
+def copy_file(src: str | Path, dest: str | Path, *, stamp: tuple[int, int] | None = None) -> None:
+    """Copy the bytes of ``src`` to ``dest`` atomically (in the kernel where it can).
+
+    ``stamp`` is :func:`file_stamp` of ``src`` when its contents were read and checked: a
+    source changed since then is refused, since the copy would not be what was checked.
+    """
+    import shutil
+
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+        if stamp is not None and file_stamp(src) != stamp:
+            raise PipelineError(f"{src} changed while it was read: run the stage again")
 
 
 def read_csv(path: str | Path, **kwargs: Any) -> Any:

@@ -3,11 +3,16 @@
 File names follow the project conventions (README, "Naming conventions"):
 
 - data:    ``data/<phase>/<dataset>[-<part>]_<phase>_<YYYYMMDD>.<ext>``, phase in raw,
-  interim, processed (processed files sit in ``data/processed/<dataset>/`` so one directory
-  is the whole output of ``featurize@<dataset>``);
-- models:  ``models/<algo>_<dataset>_v<N>.pkl`` and its card ``models/<algo>_<dataset>_v<N>.json``;
-- figures: ``plots/figures/<topic>_<dataset>_<YYYYMMDD>.png``; plot data for DVC:
-  ``plots/data/<topic>/<topic>_<dataset>-<algo>_<YYYYMMDD>.csv``.
+  interim, processed; interim and processed files sit in ``data/<phase>/<dataset>/`` so one
+  directory is the whole output of ``split@<dataset>`` or ``featurize@<dataset>`` (whatever
+  the engine writes there: CSV, npz or Parquet partitions);
+- models:  ``models/<dataset>/<algo>_<dataset>_v<N>.pkl`` and its card
+  ``models/<dataset>/<algo>_<dataset>_v<N>.json`` (one directory per dataset, so that
+  ``evaluate@<dataset>`` depends on its own models only);
+- figures: ``plots/figures/<dataset>/<topic>_<dataset>_<YYYYMMDD>.png``; plot data for DVC:
+  ``plots/data/<topic>/<dataset>/<topic>_<dataset>-<algo>_<YYYYMMDD>.csv``; test metrics
+  ``metrics/test/<dataset>/<dataset>-<algo>.json``. Per-dataset directories: evaluate and
+  plot run once per dataset, each owning its own outputs.
 
 dvc.yaml spells the same paths with ``${}`` templating; a test checks the two agree. The
 checks of a whole tree against the conventions live with the tests (``tests/naming.py``):
@@ -59,8 +64,11 @@ class Layout:
     def raw(self, dataset: str, date: str) -> Path:
         return self.root / "data" / "raw" / f"{dataset}_raw_{date}.csv"
 
-    def interim(self, dataset: str, part: str, date: str) -> Path:
-        return self.root / "data" / "interim" / f"{dataset}-{part}_interim_{date}.csv"
+    def interim_dir(self, dataset: str) -> Path:
+        return self.root / "data" / "interim" / dataset
+
+    def interim(self, dataset: str, part: str, date: str, ext: str = "csv") -> Path:
+        return self.interim_dir(dataset) / f"{dataset}-{part}_interim_{date}.{ext}"
 
     def processed_dir(self, dataset: str) -> Path:
         return self.root / "data" / "processed" / dataset
@@ -72,23 +80,25 @@ class Layout:
     def models_dir(self) -> Path:
         return self.root / "models"
 
+    def dataset_models_dir(self, dataset: str) -> Path:
+        return self.models_dir / dataset
+
     def model(self, algo: str, dataset: str, version: int) -> Path:
         """The model file: a plain scikit-learn Pipeline, joblib-pickled."""
-        return self.models_dir / f"{model_id(algo, dataset, version)}.pkl"
+        return self.dataset_models_dir(dataset) / f"{model_id(algo, dataset, version)}.pkl"
 
     def card(self, algo: str, dataset: str, version: int) -> Path:
         """The model card beside the model file: everything else about it, as JSON."""
-        return self.models_dir / f"{model_id(algo, dataset, version)}.json"
+        return self.dataset_models_dir(dataset) / f"{model_id(algo, dataset, version)}.json"
 
     def train_metrics_dir(self, dataset: str, algo: str) -> Path:
         return self.root / "metrics" / "train" / f"{dataset}-{algo}"
 
-    @property
-    def test_metrics_dir(self) -> Path:
-        return self.root / "metrics" / "test"
+    def test_metrics_dir(self, dataset: str) -> Path:
+        return self.root / "metrics" / "test" / dataset
 
     def test_metrics(self, dataset: str, algo: str) -> Path:
-        return self.test_metrics_dir / f"{dataset}-{algo}.json"
+        return self.test_metrics_dir(dataset) / f"{dataset}-{algo}.json"
 
     @property
     def leaderboard_dir(self) -> Path:
@@ -97,19 +107,19 @@ class Layout:
     def leaderboard(self, dataset: str) -> Path:
         return self.leaderboard_dir / f"{dataset}.json"
 
-    @property
-    def plot_data_dir(self) -> Path:
-        return self.root / "plots" / "data"
+    def plot_data_dir(self, topic: str, dataset: str) -> Path:
+        """One DVC plot directory per topic (dvc.yaml's ``plots:``), one subdirectory per
+        dataset (the output of ``evaluate@<dataset>``)."""
+        return self.root / "plots" / "data" / topic / dataset
 
     def plot_data(self, topic: str, dataset: str, algo: str, date: str) -> Path:
-        return self.plot_data_dir / topic / f"{topic}_{dataset}-{algo}_{date}.csv"
+        return self.plot_data_dir(topic, dataset) / f"{topic}_{dataset}-{algo}_{date}.csv"
 
-    @property
-    def figures_dir(self) -> Path:
-        return self.root / "plots" / "figures"
+    def figures_dir(self, dataset: str) -> Path:
+        return self.root / "plots" / "figures" / dataset
 
     def figure(self, topic: str, dataset: str, date: str) -> Path:
-        return self.figures_dir / f"{topic}_{dataset}_{date}.png"
+        return self.figures_dir(dataset) / f"{topic}_{dataset}_{date}.png"
 
     @property
     def report(self) -> Path:
@@ -119,3 +129,27 @@ class Layout:
     def lock(self) -> Path:
         """dvc.lock: the md5 of every output of the last run, committed to git."""
         return self.root / "dvc.lock"
+
+    # --- partitions (the Dask engine): <dataset>-<part>-<NNNNN>_<phase>_<date>.parquet -----
+
+    def interim_part(self, dataset: str, part: str, index: int, date: str) -> Path:
+        """One Parquet partition of a split (``part`` train or test) written by the Dask
+        engine; five digits keep the files in partition order when sorted by name."""
+        return self.interim(dataset, f"{part}-{index:05d}", date, "parquet")
+
+    def interim_parts(self, dataset: str, part: str, date: str) -> list[Path]:
+        """The Parquet partitions of a split on disk, in partition order."""
+        return _partitions(self.interim_dir(dataset), dataset, part, "interim", date)
+
+    def processed_part(self, dataset: str, part: str, index: int, date: str) -> Path:
+        """One Parquet partition of processed features (the Dask engine)."""
+        return self.processed(dataset, f"{part}-{index:05d}", date, "parquet")
+
+    def processed_parts(self, dataset: str, part: str, date: str) -> list[Path]:
+        """The Parquet partitions of processed features on disk, in partition order."""
+        return _partitions(self.processed_dir(dataset), dataset, part, "processed", date)
+
+
+def _partitions(folder: Path, dataset: str, part: str, phase: str, date: str) -> list[Path]:
+    pattern = f"{dataset}-{part}-{'[0-9]' * 5}_{phase}_{date}.parquet"
+    return sorted(folder.glob(pattern))

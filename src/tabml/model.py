@@ -87,10 +87,13 @@ class Model:
         float32), naming the column and the row, whichever path computed the features."""
         import numpy as np
 
-        if not self._scaled or np.abs(features).max(initial=0.0) <= FLOAT_LIMIT:
+        sparse = hasattr(features, "tocsr")  # a CSR matrix: its stored values are the test
+        values = features.data if sparse else features
+        if not self._scaled or np.abs(values).max(initial=0.0) <= FLOAT_LIMIT:
             return  # one reduction: the usual case costs microseconds (NaN fails the test)
         columns = list(self._scaled)
-        bad = ~(np.abs(features[:, columns]) <= FLOAT_LIMIT)
+        scaled = features[:, columns]
+        bad = ~(np.abs(scaled.toarray() if sparse else scaled) <= FLOAT_LIMIT)
         if not bad.any():
             return
         row = int(bad.any(axis=1).nonzero()[0][0])
@@ -100,8 +103,9 @@ class Model:
             f"range for this model (its scaled value exceeds {FLOAT_LIMIT:.3g})"
         )
 
-    def features(self, batch: Batch) -> np.ndarray:
-        """The estimator's input for validated rows (the fitted transformer's output)."""
+    def features(self, batch: Batch) -> Any:
+        """The estimator's input for validated rows (the fitted transformer's output: an
+        ndarray, or a CSR matrix when the transformer encodes sparsely)."""
         features = self.pipeline[:-1].transform(batch.frame(self.schema))
         self.check_features(features, batch)
         return features

@@ -106,6 +106,9 @@ class DatasetParams(_Section):
     na_values: list[Label] = Field(default_factory=list)
     skipinitialspace: bool = False  # ignore spaces after the separator ("a, b, c" files)
     http: HttpParams = Field(default_factory=HttpParams)
+    # pandas: each stage holds the data in one process. dask: ingest, split, featurize,
+    # train and evaluate run on dask.dataframe partitions (the top-level `dask` section).
+    engine: Literal["pandas", "dask"] = "pandas"
 
     @field_validator("source")
     @classmethod
@@ -141,6 +144,18 @@ class DatasetParams(_Section):
             _fail(f" = {value!r}: must be one character")
         return value
 
+    def local_path(self, root: Path) -> Path | None:
+        """The file of a local CSV source: a plain path (relative to the repository
+        ``root``) or a ``file://`` URI; None for URLs and bundled datasets."""
+        uri = self.source.strip()
+        if uri.startswith("file://"):
+            from urllib.parse import unquote, urlsplit
+
+            return Path(unquote(urlsplit(uri).path))
+        if "://" in uri:
+            return None
+        return Path(uri) if Path(uri).is_absolute() else root / uri
+
     @model_validator(mode="after")
     def _target_kept(self) -> DatasetParams:
         if self.target in self.drop_columns:
@@ -175,6 +190,9 @@ class FeaturizeParams(_Section):
     # train values is a row id, not a feature: dropped with a warning unless the dataset
     # lists it in keep_columns (1.0 turns the check off; see tabml.features.row_id_columns).
     max_unique_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    # At most this many one-hot columns per categorical column: rarer levels share one
+    # "infrequent" column (null: no limit). With min_category_frequency, bounds the encoding.
+    max_categories: Annotated[int, Field(ge=2, le=10**6)] | None = 100
 
 
 class RFParams(_Section):
@@ -212,6 +230,9 @@ AlgoParams = RFParams | XGBParams | LRParams
 class TrainParams(_Section):
     algos: list[str]
     model_version: Annotated[int, Field(ge=1, le=10**6)]
+    # Training-set metrics (to compare with the test metrics) on a seeded sample of at most
+    # this many train rows: scoring a million rows with a forest costs minutes.
+    metrics_rows: Annotated[int, Field(ge=100, le=10**9)] = 50_000
     rf: RFParams = Field(default_factory=RFParams)
     xgb: XGBParams = Field(default_factory=XGBParams)
     lr: LRParams = Field(default_factory=LRParams)
@@ -240,13 +261,33 @@ class EvaluateParams(_Section):
     metric: Metric = "roc_auc"
     threshold: Fraction = 0.5
     importance_repeats: Annotated[int, Field(ge=1, le=1000)] = 5
+    # Permutation importance is computed on a stratified sample of this many test rows
+    # (all rows when the test split is smaller): its cost no longer grows with the data.
+    importance_rows: Annotated[int, Field(ge=10, le=10**8)] = 5000
+    # Threads for scoring (fixed chunks of rows) and permutation importance: the numbers are
+    # the same for any value.
+    n_jobs: Jobs = 2
     calibration_bins: Annotated[int, Field(ge=2, le=1000)] = 10
+    # ROC and precision-recall plot data keep at most this many points per model.
+    curve_points: Annotated[int, Field(ge=10, le=100_000)] = 200
     seed: Seed = 42
+
+
+class DaskParams(_Section):
+    """Where datasets with ``engine: dask`` run: a scheduler, or a LocalCluster started here."""
+
+    address: str = ""  # e.g. tcp://scheduler:8786; empty: start a LocalCluster
+    n_workers: Annotated[int, Field(ge=1, le=1024)] = 2  # LocalCluster only
+    threads_per_worker: Annotated[int, Field(ge=1, le=1024)] = 1  # LocalCluster only
+    memory_limit: str = "4GiB"  # per LocalCluster worker, dask's syntax
+    blocksize: str = "64MiB"  # bytes of CSV per partition when reading a source
 
 
 class PlotParams(_Section):
     dpi: Annotated[int, Field(ge=30, le=600)] = 100
     max_numeric_columns: Annotated[int, Field(ge=1, le=100)] = 12
+    # EDA figures are drawn from a seeded sample of at most this many raw rows.
+    eda_rows: Annotated[int, Field(ge=100, le=10**8)] = 100_000
 
 
 def _dataset_name(name: Any) -> Any:
@@ -267,6 +308,7 @@ class Params(_Section):
     train: TrainParams
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     plot: PlotParams = Field(default_factory=PlotParams)
+    dask: DaskParams = Field(default_factory=DaskParams)
 
     @model_validator(mode="before")
     @classmethod
@@ -277,6 +319,43 @@ class Params(_Section):
         if not isinstance(datasets, dict) or not datasets:
             _fail("datasets: declare at least one dataset (name: {source, target, ...})")
         return raw
+
+    def check_sources(self, root: Path) -> list[str]:
+        """Where each dataset keeps its files, as dvc.yaml wants them: ``ingest@<ds>``
+        depends on ``data/external/<ds>/`` only, so a local source elsewhere in the
+        repository would change unseen, and a missing folder stops DVC (``root`` is the
+        repository root). Raises ParamsError for the first misplaced source or missing
+        folder; returns one warning per local source outside the repository.
+        """
+        import os
+
+        top = Path(os.path.normpath(root.absolute()))
+        warnings = []
+        for name, spec in self.datasets.items():
+            folder = Path("data", "external", name)
+            path = spec.local_path(root)
+            if path is not None:
+                where = Path(os.path.normpath(path.absolute()))
+                if not where.is_relative_to(top):
+                    warnings.append(
+                        f"dataset {name!r}: source {spec.source} is outside the repository, "
+                        f"so DVC cannot see it change: move it into {folder}/, or run "
+                        f"`dvc repro --force ingest@{name}` after it changes"
+                    )
+                elif not where.relative_to(top).parent.is_relative_to(folder):
+                    raise ParamsError(
+                        f"datasets.{name}.source: {spec.source} is inside the repository but "
+                        f"not in {folder}/: move it there and point the source at it "
+                        f"(ingest@{name} depends on that folder only, so DVC would not see "
+                        "this file change)"
+                    )
+            if not (root / folder).is_dir():
+                raise ParamsError(
+                    f"datasets.{name}: folder {folder}/ is missing: create it and keep a file "
+                    "in it (the source CSV, or a README.md: git keeps no empty folders); "
+                    f"ingest@{name} depends on it"
+                )
+        return warnings
 
     def dataset(self, name: str) -> DatasetParams:
         if name not in self.datasets:

@@ -1,10 +1,13 @@
 """The offline HTML report: every leaderboard and figure of a run in one page.
 
-The page is rendered from the jinja2 template ``tabml/templates/report.html.j2`` (shipped in
-the package, so it renders the same from a checkout, an editable install or a wheel). It has
-no external resource (figures are PNG data URIs, the CSS is inline) and no timestamp, so it
-opens anywhere and its hash changes only when a result does. jinja2 loads only when a page is
-rendered.
+Built by ``python -m stages.report`` from what the other stages left on disk: each
+dataset's leaderboard, test metrics and figure PNGs (``plots/figures/<dataset>/``), with
+the figures in :data:`FIGURE_TOPICS` order and one caption each (:func:`caption`, the one
+home of the captions). The page is rendered from the jinja2 template
+``tabml/templates/report.html.j2`` (shipped in the package, so it renders the same from a
+checkout, an editable install or a wheel). It has no external resource (figures are PNG
+data URIs, the CSS is inline) and no timestamp, so it opens anywhere and its hash changes
+only when a result does. jinja2 loads only when a page is rendered.
 """
 
 from __future__ import annotations
@@ -18,13 +21,25 @@ from typing import TYPE_CHECKING, Any
 
 from tabml.errors import DataError
 from tabml.metrics import LOWER_IS_BETTER, METRICS
+from tabml.plots import compare, eda
 
 if TYPE_CHECKING:
     import jinja2
 
 TEMPLATE = "report.html.j2"
-# Leaderboard keys the report reads; a board without one was written by an older evaluate.
-BOARD_KEYS = ("metric", "best_algo", "best_model", "ranking", "models")
+# Every figure the plot stage draws for a dataset, in the report's order; an optional topic
+# (loss) has no figure when no model has its plot data.
+FIGURE_TOPICS = eda.EDA_TOPICS + compare.MODEL_TOPICS
+OPTIONAL_TOPICS = compare.OPTIONAL_TOPICS
+CAPTIONS = {**eda.CAPTIONS, **compare.CAPTIONS}
+
+
+def caption(topic: str, target: str, positive_class: str, metric: str) -> str:
+    """The report caption of one figure topic of a dataset (target column, positive class,
+    and the leaderboard's metric filled in)."""
+    return CAPTIONS[topic].format(
+        target=target, positive=positive_class, metric=metric, top=compare.TOP_FEATURES
+    )
 
 
 @dataclass(frozen=True)
@@ -47,19 +62,6 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}" if math.isfinite(value) else str(value)
     return str(value)
-
-
-def model_ids(dataset: str, board: Mapping[str, Any], algos: Sequence[str]) -> dict[str, str]:
-    """Model id per algorithm, as evaluate recorded them; checks the leaderboard is current."""
-    for key in BOARD_KEYS:
-        if key not in board:
-            raise DataError(f"leaderboard of {dataset!r} has no {key!r}: rerun evaluate")
-    if sorted(board["ranking"]) != sorted(algos):
-        raise DataError(
-            f"leaderboard of {dataset!r} ranks {', '.join(board['ranking'])} but train.algos is "
-            f"{', '.join(algos)}: rerun evaluate"
-        )
-    return {algo: board["models"][algo] for algo in algos}
 
 
 def leaderboard_rows(

@@ -31,8 +31,9 @@ STAGES = [
     ["stages.split", "--dataset", "credit"],
     ["stages.featurize", "--dataset", "credit"],
     ["stages.train", "--dataset", "credit", "--algo", "rf"],
-    ["stages.evaluate"],
-    ["stages.plot"],
+    ["stages.evaluate", "--dataset", "credit"],
+    ["stages.plot", "--dataset", "credit"],
+    ["stages.report"],
 ]
 ADVICE = "run `source .venv/bin/activate` first, or `uv run dvc repro`"
 

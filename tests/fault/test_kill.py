@@ -103,9 +103,9 @@ def kill_during(repo: Path, stage: str, watch: list[Path], pattern: re.Pattern[s
 @pytest.mark.parametrize(
     ("stage", "folder", "name"),
     [
-        ("train@credit-rf", "models", r"\.rf_credit_v1\.pkl\..+"),
-        ("split@credit", "data/interim", r"\.credit-(train|test)_interim_20251130\.csv\..+"),
-        ("evaluate", "plots", r"\.data\..+"),
+        ("train@credit-rf", "models/credit", r"\.rf_credit_v1\.pkl\..+"),
+        ("split@credit", "data/interim", r"\.credit\..+"),
+        ("evaluate@credit", "plots/data/roc", r"\.credit\..+"),
     ],
     ids=["model-write", "split-write", "evaluate"],
 )

@@ -255,12 +255,16 @@ def test_dvc_pipeline_never_stores_the_token(tmp_path, credit_csv):
     with Guarded(credit_csv, f"Bearer {TOKEN}") as server:
         url = f"{server.url}?v=2"
         repo = copy_repo(tmp_path / "repo", _web_dataset(url))
+        (repo / "data" / "external" / "web").mkdir()  # every dataset has its folder
+        (repo / "data" / "external" / "web" / "README.md").write_text("web\n")
         (repo / "dvc.lock").unlink(missing_ok=True)
         (repo / ".env").write_text(f"TABML_DATA_TOKEN={TOKEN}\n", encoding="utf-8")
 
         run = dvc("repro", cwd=repo)
 
         wrong = copy_repo(tmp_path / "wrong", _web_dataset(url))
+        (wrong / "data" / "external" / "web").mkdir()  # every dataset has its folder
+        (wrong / "data" / "external" / "web" / "README.md").write_text("web\n")
         (wrong / "dvc.lock").unlink(missing_ok=True)
         (wrong / ".env").write_text(f"TABML_DATA_TOKEN={TOKEN}x\n", encoding="utf-8")
         failed = dvc("repro", "ingest@web", cwd=wrong, check=False)

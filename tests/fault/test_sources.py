@@ -3,7 +3,8 @@ fails a few times before it answers. Ingest must give up within its timeouts (a 
 number of attempts, each logged, the URL redacted) with ONE ``error:`` line, or succeed on
 a retry; never hang.
 
-Each test runs the real ``stages.ingest.main`` on a params file in ``tmp_path``.
+Each test runs the real ``stages.ingest.main`` on a params file in ``tmp_path``; the last
+runs ``dvc repro`` in a copy of the repository where a dataset's folder is missing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 
 from stages import ingest
 from tabml.layout import Layout
-from tests.helpers import CsvHandler, HttpServer, error_lines
+from tests.helpers import CsvHandler, HttpServer, copy_repo, credit_only, dvc, error_lines
 from tests.unit.conftest import SNAPSHOT, cli, make_frame, project_params, write_params
 
 CSV = make_frame().to_csv(index=False).encode()
@@ -291,3 +292,33 @@ def test_exhausted_retries_on_server_errors(tmp_path, flaky, capsys, caplog):
     assert code == 2
     assert errors == [f"error: cannot read source {url}: HTTP 503 Service Unavailable (3 attempts)"]
     assert server.requests == 3
+
+
+# --- where a dataset keeps its files, under dvc ----------------------------------------------
+
+
+def _with_dataset(name: str, source: str) -> Callable[[dict], None]:
+    def edit(params: dict) -> None:
+        credit_only(params)
+        params["datasets"][name] = {**params["datasets"]["credit"], "source": source}
+
+    return edit
+
+
+def test_dvc_repro_explains_a_missing_dataset_folder(tmp_path):
+    """DVC refuses ingest@<ds> with a bare "No such file or directory" when its folder is
+    missing: check-params runs first and says what to do, in one line. (A misplaced source
+    stops the same stage: tests/unit/test_params.py.)"""
+    missing = copy_repo(tmp_path / "missing", _with_dataset("extra", "rdatasets://x/y"))
+
+    run = dvc("repro", cwd=missing, check=False)
+
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "Traceback" not in out
+    assert "Running stage 'ingest@" not in out
+    assert error_lines(out) == [
+        "error: datasets.extra: folder data/external/extra/ is missing: create it and keep a "
+        "file in it (the source CSV, or a README.md: git keeps no empty folders); ingest@extra "
+        "depends on it"
+    ]

@@ -38,9 +38,9 @@ def test_repro_runs_every_stage_and_writes_every_output(small_repo: Path) -> Non
     log = (small_repo.parent / f"{small_repo.name}-repro.log").read_text()
     stages = {line.split()[0] for line in dvc("stage", "list", cwd=small_repo).stdout.splitlines()}
     assert ran_stages(log) == stages
-    assert (
-        len(stages) == 1 + 3 * 2 + 6 + 2
-    )  # check-params, 3 per-dataset phases, 6 trains, evaluate, plot
+    # check-params, 5 per-dataset phases (ingest, split, featurize, evaluate, plot), 6 trains,
+    # report
+    assert len(stages) == 1 + 5 * 2 + 6 + 1
 
     params, layout = load_params(small_repo / "params.yaml"), Layout(small_repo)
     for name, spec in params.datasets.items():
@@ -67,6 +67,41 @@ def test_repro_runs_every_stage_and_writes_every_output(small_repo: Path) -> Non
     assert loss.read_text().splitlines()[0] == "step,train_logloss,valid_logloss"
     assert not layout.plot_data("loss", "credit", "rf", date).exists()
     assert layout.report.stat().st_size > 50_000
+
+
+def test_outputs_are_linked_from_the_cache_not_copied(small_repo: Path) -> None:
+    """.dvc/config sets cache.type reflink,hardlink,copy: on this file system (no reflinks)
+    a cached output is the cache file itself, not a second full copy."""
+    lock = yaml.safe_load((small_repo / "dvc.lock").read_text())
+    params = load_params(small_repo / "params.yaml")
+    raw = Layout(Path()).raw("credit", params.datasets["credit"].snapshot)
+    md5 = next(
+        out["md5"]
+        for stage in lock["stages"].values()
+        for out in stage.get("outs", [])
+        if out["path"] == str(raw)
+    )
+    cached = small_repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    assert (small_repo / raw).stat().st_ino == cached.stat().st_ino
+
+
+def test_a_change_to_one_dataset_reruns_only_its_own_stages(small_repo: Path) -> None:
+    try:
+        # a new local file of credit: only credit's ingest (churn has its own folder)
+        (small_repo / "data" / "external" / "credit" / "notes.txt").write_text("x\n")
+        assert set(json.loads(dvc("status", "--json", cwd=small_repo).stdout)) == {
+            "ingest@credit"
+        }
+        # a churn setting: churn's stages and the report over every dataset, no credit stage
+        params = yaml.safe_load((small_repo / "params.yaml").read_text())
+        params["datasets"]["churn"]["drop_columns"] = ["tenure"]
+        (small_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        changed = set(json.loads(dvc("status", "--json", cwd=small_repo).stdout))
+        assert not {s for s in changed if "credit" in s} - {"ingest@credit"}
+        assert {"ingest@churn", "evaluate@churn", "plot@churn", "report"} <= changed
+    finally:
+        (small_repo / "data" / "external" / "credit" / "notes.txt").unlink(missing_ok=True)
+        git("checkout", "--", "params.yaml", cwd=small_repo)
 
 
 def test_status_clean_and_noop_repro(small_repo: Path) -> None:
@@ -101,14 +136,17 @@ def test_exp_run_reruns_only_what_depends_on_the_changed_key(small_repo: Path) -
         "check-params",
         "train@credit-rf",
         "train@churn-rf",
-        "evaluate",
-        "plot",
+        "evaluate@credit",
+        "evaluate@churn",
+        "plot@credit",
+        "plot@churn",
+        "report",
     }
     diff = json.loads(dvc("metrics", "diff", "--json", cwd=small_repo).stdout)
     changed = {Path(path).name for path, values in diff.items() if values}
     assert {"credit-rf.json", "churn-rf.json"} <= changed
     assert not changed & {"credit-xgb.json", "churn-xgb.json", "credit-lr.json", "churn-lr.json"}
-    assert "roc_auc" in diff["metrics/test/credit-rf.json"]
+    assert "roc_auc" in diff["metrics/test/credit/credit-rf.json"]
     exps = dvc("exp", "show", "--json", cwd=small_repo).stdout
     assert "train.rf.n_estimators" in exps or "n_estimators" in exps
     git("checkout", "--", ".", cwd=small_repo)
@@ -157,7 +195,8 @@ def test_queued_grid_runs_and_is_compared(small_repo: Path) -> None:
         for rev in exp.get("revs", []):
             params = rev["data"]["params"]["params.yaml"]["data"]
             cs.add(params["train"]["lr"]["C"])
-            assert rev["data"]["metrics"]["metrics/test/credit-lr.json"]["data"]["roc_auc"] > 0.6
+            metrics = rev["data"]["metrics"]["metrics/test/credit/credit-lr.json"]
+            assert metrics["data"]["roc_auc"] > 0.6
     assert {0.1, 10} <= cs
 
 
@@ -179,7 +218,7 @@ def assert_models_stand_alone(repo: Path, empty: Path) -> None:
     and gives what the project's own loader gives; each has its JSON card."""
     empty.mkdir()
     layout, params = Layout(repo), load_params(repo / "params.yaml")
-    models = sorted(layout.models_dir.glob("*.pkl"))
+    models = sorted(layout.models_dir.glob("*/*.pkl"))
     assert len(models) == len(params.datasets) * len(params.train.algos)
     for path in models:
         algo, dataset, version = parse_model_id(path.stem)

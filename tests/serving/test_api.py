@@ -56,7 +56,9 @@ def test_project_info(client, project):
     head = git("rev-parse", "HEAD", cwd=project).stdout.strip()
     assert info["git_revision"] == head
     assert info["stages"]["source"] == "dvc.lock"  # the stages of the last run
-    assert {f"ingest@{DATASET}", f"train@{DATASET}-rf", "evaluate"} <= set(info["stages"]["names"])
+    assert {f"ingest@{DATASET}", f"train@{DATASET}-rf", f"evaluate@{DATASET}"} <= set(
+        info["stages"]["names"]
+    )
     assert set(info["params"]) == set(MODEL_IDS)
     assert info["params"][f"rf_{DATASET}_v1"]["rf"]["n_estimators"] == 20
     assert info["params"][f"xgb_{DATASET}_v1"]["dataset"]["target"] == "Status"
@@ -75,9 +77,9 @@ def test_datasets(client, project):
     assert (entry["raw_rows"], entry["raw_columns"]) == raw.shape
     files = entry["files"]
     assert files["raw"] == f"data/raw/{DATASET}_raw_{SNAPSHOT}.csv"
-    assert files["interim_test"] == f"data/interim/{DATASET}-test_interim_{SNAPSHOT}.csv"
+    assert files["interim_test"] == f"data/interim/{DATASET}/{DATASET}-test_interim_{SNAPSHOT}.csv"
     assert files["processed_dir"] == f"data/processed/{DATASET}"
-    assert files["models"] == {a: f"models/{a}_{DATASET}_v1.pkl" for a in ALGOS}
+    assert files["models"] == {a: f"models/{DATASET}/{a}_{DATASET}_v1.pkl" for a in ALGOS}
 
 
 def test_models_have_test_metrics_and_one_champion(client, project):
@@ -86,14 +88,14 @@ def test_models_have_test_metrics_and_one_champion(client, project):
     assert [m["model_id"] for m in models if m["champion"]] == [champion(project)]
     for m in models:
         metrics = json.loads(
-            (project / "metrics" / "test" / f"{DATASET}-{m['algo']}.json").read_text()
+            (project / "metrics" / "test" / DATASET / f"{DATASET}-{m['algo']}.json").read_text()
         )
         assert m["test_metrics"] == metrics
         assert (m["dataset"], m["version"], m["classes"]) == (DATASET, 1, ["good", "bad"])
         assert m["fast_path"] is True
         assert (m["file"], m["card"]) == (
-            f"models/{m['model_id']}.pkl",
-            f"models/{m['model_id']}.json",
+            f"models/{DATASET}/{m['model_id']}.pkl",
+            f"models/{DATASET}/{m['model_id']}.json",
         )
 
 
@@ -268,12 +270,16 @@ def test_unknown_but_well_formed_model_id(client):
 
 @pytest.mark.parametrize("model_id", MODEL_IDS)
 def test_validate_reproduces_the_test_metrics(client, project, test_rows, model_id):
-    csv = (project / "data" / "interim" / f"{DATASET}-test_interim_{SNAPSHOT}.csv").read_bytes()
+    csv = (
+        project / "data" / "interim" / DATASET / f"{DATASET}-test_interim_{SNAPSHOT}.csv"
+    ).read_bytes()
     response = upload(client, csv, model_id=model_id)
     assert response.status_code == 200, response.text
     body = response.json()
     algo = model_id.split("_")[0]
-    expected = json.loads((project / "metrics" / "test" / f"{DATASET}-{algo}.json").read_text())
+    expected = json.loads(
+        (project / "metrics" / "test" / DATASET / f"{DATASET}-{algo}.json").read_text()
+    )
     evaluation = body["evaluation"]
     assert evaluation["n_labelled"] == expected.pop("n_test") == len(test_rows)
     assert evaluation["metrics"] == expected  # the evaluate stage's numbers, exactly
@@ -478,7 +484,7 @@ def test_reload_is_all_or_nothing(project_copy, saved_models, test_rows):
     rows = json_rows(test_rows.head(1))
     with reloading_client(project_copy) as c:
         assert c.get("/health").json() == {"status": "ok", "models_loaded": 3}
-        rf = project_copy / "models" / f"rf_{DATASET}_v1.pkl"
+        rf = project_copy / "models" / DATASET / f"rf_{DATASET}_v1.pkl"
         saved = rf.read_bytes()
         rf.unlink()
         response = c.post("/reload", headers=AUTH)
@@ -486,14 +492,16 @@ def test_reload_is_all_or_nothing(project_copy, saved_models, test_rows):
         body = response.json()
         assert body["detail"].startswith("reload refused")
         assert "still serving the previous 3 models" in body["detail"]
-        assert any(f"models/rf_{DATASET}_v1.pkl" in p for p in body["problems"])
+        assert any(f"models/{DATASET}/rf_{DATASET}_v1.pkl" in p for p in body["problems"])
         assert c.get(f"/models/rf_{DATASET}_v1/schema").status_code == 200  # the old set serves
         assert c.get("/health").json() == {"status": "ok", "models_loaded": 3}
 
         rf.write_bytes(saved[: len(saved) // 2])  # truncated, as by a full disk or a killed copy
         response = c.post("/reload", headers=AUTH)
         assert response.status_code == 409
-        assert any(f"models/rf_{DATASET}_v1.pkl" in p for p in response.json()["problems"])
+        assert any(
+            f"models/{DATASET}/rf_{DATASET}_v1.pkl" in p for p in response.json()["problems"]
+        )
 
         shutil.rmtree(project_copy / "models")
         response = c.post("/reload", headers=AUTH)
@@ -504,7 +512,7 @@ def test_reload_is_all_or_nothing(project_copy, saved_models, test_rows):
 
         # A complete set replaces the old one: here, with new test metrics.
         shutil.copytree(saved_models, project_copy / "models")
-        metrics = project_copy / "metrics" / "test" / f"{DATASET}-lr.json"
+        metrics = project_copy / "metrics" / "test" / DATASET / f"{DATASET}-lr.json"
         metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "roc_auc": 0.5}))
         response = c.post("/reload", headers=AUTH)
         assert response.status_code == 200, response.text
@@ -586,7 +594,7 @@ def test_credentials_in_a_card_or_params_never_reach_a_response(
     may hold one: no endpoint shows it."""
     from tabml.files import md5_file
 
-    card_path = project_copy / "models" / f"lr_{DATASET}_v1.json"
+    card_path = project_copy / "models" / DATASET / f"lr_{DATASET}_v1.json"
     old_md5 = md5_file(card_path)
     card = json.loads(card_path.read_text())
     card["params"]["dataset"]["source"] = SOURCE
@@ -636,7 +644,7 @@ def test_credentials_in_a_card_or_params_never_reach_a_response(
 
 
 def test_a_model_file_that_is_not_the_one_dvc_lock_records_is_refused(project_copy, caplog):
-    damaged = project_copy / "models" / f"rf_{DATASET}_v1.pkl"
+    damaged = project_copy / "models" / DATASET / f"rf_{DATASET}_v1.pkl"
     damaged.write_bytes(damaged.read_bytes() + b"tampered")
     with caplog.at_level(logging.WARNING), make_client(Settings(root=project_copy)) as c:
         health = c.get("/health").json()
@@ -650,7 +658,7 @@ def test_a_model_file_that_is_not_the_one_dvc_lock_records_is_refused(project_co
 
 
 def test_a_card_that_is_not_the_one_dvc_lock_records_is_refused(project_copy):
-    card = project_copy / "models" / f"xgb_{DATASET}_v1.json"
+    card = project_copy / "models" / DATASET / f"xgb_{DATASET}_v1.json"
     card.write_text(card.read_text().replace('"positive_class": "bad"', '"positive_class": "good"'))
     with make_client(Settings(root=project_copy)) as c:
         problems = c.get("/health").json()["problems"]

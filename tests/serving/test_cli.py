@@ -20,7 +20,7 @@ def argv(project: Path, *extra: str) -> list[str]:
 
 @pytest.fixture
 def test_csv(project: Path) -> Path:
-    return project / "data" / "interim" / f"{DATASET}-test_interim_{SNAPSHOT}.csv"
+    return project / "data" / "interim" / DATASET / f"{DATASET}-test_interim_{SNAPSHOT}.csv"
 
 
 def test_predicts_a_file_with_a_model_id(project, test_csv, tmp_path):
@@ -71,7 +71,7 @@ def bad_input(tmp_path: Path, test_csv: Path) -> Path:
         (lambda p, t, bad: ["--model", "../../etc/passwd", "--input", str(t)], ["not a model id"]),
         (
             lambda p, t, bad: ["--model", f"svm_{DATASET}_v1", "--input", str(t)],
-            [f"models/svm_{DATASET}_v1.pkl is missing", "make repro"],
+            [f"models/{DATASET}/svm_{DATASET}_v1.pkl is missing", "make repro"],
         ),
         (lambda p, t, bad: ["--dataset", "churn", "--input", str(t)], ["unknown dataset 'churn'"]),
         (
@@ -108,13 +108,16 @@ def test_real_process_error_is_one_line_without_traceback(project, test_csv, tmp
 
 
 def test_a_model_dvc_lock_does_not_vouch_for_is_refused(project_copy, test_csv, tmp_path, capsys):
-    model = project_copy / "models" / f"lr_{DATASET}_v1.pkl"
+    model = project_copy / "models" / DATASET / f"lr_{DATASET}_v1.pkl"
     model.write_bytes(model.read_bytes() + b"x")
     out = tmp_path / "out.csv"
     args = ["--model", f"lr_{DATASET}_v1", "--input", str(test_csv), "--output", str(out)]
     assert predict.main(argv(project_copy, *args)) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: models/lr_{DATASET}_v1.pkl has md5 ") and err.count("\n") == 1
+    assert (
+        err.startswith(f"error: models/{DATASET}/lr_{DATASET}_v1.pkl has md5 ")
+        and err.count("\n") == 1
+    )
     assert "refusing to load it" in err and not out.exists()
 
 

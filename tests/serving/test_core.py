@@ -17,7 +17,7 @@ from tabml.layout import parse_model_id
 from tabml.schema import validate
 from tabml.serving.errors import SettingsError
 from tabml.serving.fastpath import compile_model, try_compile, verify
-from tabml.serving.registry import csv_shape, read_json
+from tabml.serving.registry import raw_shape, read_json
 from tabml.serving.scoring import Predictor
 from tabml.serving.settings import MB, Settings
 from tests.serving.conftest import DATASET, MODEL_IDS, REPO, json_rows, model_file
@@ -50,7 +50,7 @@ def test_fast_path_features_equal_the_fitted_transformer(project, test_rows):
 def test_unknown_pipeline_shapes_fall_back_to_sklearn_with_a_warning(project, caplog):
     model = copy.deepcopy(model_file(project, f"lr_{DATASET}_v1"))
     encoder = model.pipeline.steps[0][1].named_transformers_["cat"].named_steps["onehot"]
-    encoder.min_frequency = 5  # infrequent-category grouping: not replicated
+    encoder.handle_unknown = "error"  # an unseen category raises: not replicated
     with caplog.at_level(logging.WARNING):
         assert try_compile(model) is None
         assert Predictor(model).compiled is None
@@ -288,11 +288,12 @@ def test_model_id_pattern(text, ok):
     assert (parse_model_id(text) is not None) is ok
 
 
-def test_csv_shape_counts_quoted_newlines(tmp_path):
+def test_raw_shape_counts_quoted_newlines(tmp_path):
+    spec = {"sep": ","}  # a dataset's params (CsvOptions.of reads a dump too)
     path = tmp_path / "x.csv"
     path.write_text('a,b\n1,"two\nlines"\n3,4\n')
-    assert csv_shape(path) == (2, 2)
-    assert csv_shape(tmp_path / "absent.csv") is None
+    assert raw_shape(path, spec) == (2, 2)
+    assert raw_shape(tmp_path / "absent.csv", spec) is None
 
 
 def test_batch_cli_and_core_do_not_import_the_web_framework():
@@ -314,7 +315,8 @@ def test_non_finite_metrics_become_null(tmp_path):
 
 
 def test_dataset_info_counts_raw_columns_of_a_semicolon_source(tmp_path):
-    """ingest writes every raw snapshot comma-separated, whatever the source's ``sep``."""
+    """ingest keeps a CSV source's bytes, separator included: /datasets reads the raw
+    snapshot with the dataset's options."""
     from tabml.params import parse_params
     from tabml.serving.registry import dataset_info
     from tests.unit.conftest import SNAPSHOT, project_params
@@ -323,7 +325,7 @@ def test_dataset_info_counts_raw_columns_of_a_semicolon_source(tmp_path):
     raw["datasets"]["tiny"]["sep"] = ";"
     snapshot = tmp_path / "data" / "raw" / f"tiny_raw_{SNAPSHOT}.csv"
     snapshot.parent.mkdir(parents=True)
-    snapshot.write_text("a,b,y\n1,2,yes\n3,4,no\n")
+    snapshot.write_text("a;b;y\n1;2;yes\n3;4;no\n")
 
     (info,) = dataset_info(parse_params(raw), tmp_path)
 

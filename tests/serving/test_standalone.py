@@ -24,15 +24,17 @@ def test_every_model_file_loads_without_this_repository_and_matches_the_server(
     project: Path, client, tmp_path: Path
 ) -> None:
     layout = Layout(project)
-    files = sorted(p.stem for p in layout.models_dir.glob("*.pkl"))
+    assert [p.name for p in layout.models_dir.iterdir() if p.is_dir()] == [DATASET]
+    models = layout.dataset_models_dir(DATASET)
+    files = sorted(p.stem for p in models.glob("*.pkl"))
     assert files == sorted(MODEL_IDS)
     test_csv = layout.interim(DATASET, "test", SNAPSHOT)
     empty = tmp_path / "empty"
     empty.mkdir()
     for model_id in files:
-        card = layout.models_dir / f"{model_id}.json"
+        card = models / f"{model_id}.json"
         assert json.loads(card.read_text())["model_id"] == model_id  # every model has its card
-        got = standalone_predictions(layout.models_dir / f"{model_id}.pkl", card, test_csv, empty)
+        got = standalone_predictions(models / f"{model_id}.pkl", card, test_csv, empty)
         assert got["type"] == "sklearn.pipeline.Pipeline"
         assert got["ours_loaded"] == []
         served = upload_proba(client, test_csv.read_bytes(), model_id)

@@ -160,7 +160,8 @@ def test_save_and_read_round_trip(tiny_model, tmp_path, frame):
     pkl, card_path = save_model(layout, tiny_model.pipeline, tiny_model.card)
 
     assert (pkl, card_path) == (layout.model("lr", "tiny", 1), layout.card("lr", "tiny", 1))
-    assert sorted(p.name for p in layout.models_dir.iterdir()) == [
+    assert [p.name for p in layout.models_dir.iterdir()] == ["tiny"]
+    assert sorted(p.name for p in layout.dataset_models_dir("tiny").iterdir()) == [
         "lr_tiny_v1.json",
         "lr_tiny_v1.pkl",
     ]
@@ -387,8 +388,8 @@ def write_lock(root: Path, entries: dict[str, str]) -> None:
 def lock_of(root: Path, algo: str = "lr") -> dict[str, str]:
     layout = Layout(root)
     return {
-        f"models/{algo}_tiny_v1.pkl": md5_file(layout.model(algo, "tiny", 1)),
-        f"models/{algo}_tiny_v1.json": md5_file(layout.card(algo, "tiny", 1)),
+        f"models/tiny/{algo}_tiny_v1.pkl": md5_file(layout.model(algo, "tiny", 1)),
+        f"models/tiny/{algo}_tiny_v1.json": md5_file(layout.card(algo, "tiny", 1)),
     }
 
 
@@ -416,15 +417,17 @@ def test_load_vouched_takes_an_explicit_lock(trained):
 def test_load_vouched_refuses_without_dvc_lock(trained):
     message = vouched_error(trained)
 
-    assert message.startswith("models/lr_tiny_v1.pkl is not recorded in dvc.lock: refusing")
+    assert message.startswith("models/tiny/lr_tiny_v1.pkl is not recorded in dvc.lock: refusing")
 
 
 def test_load_vouched_refuses_an_unrecorded_card(trained):
     lock = lock_of(trained)
-    del lock["models/lr_tiny_v1.json"]
+    del lock["models/tiny/lr_tiny_v1.json"]
     write_lock(trained, lock)
 
-    assert vouched_error(trained).startswith("models/lr_tiny_v1.json is not recorded in dvc.lock")
+    assert vouched_error(trained).startswith(
+        "models/tiny/lr_tiny_v1.json is not recorded in dvc.lock"
+    )
 
 
 def test_load_vouched_refuses_another_md5_without_unpickling(trained):
@@ -436,8 +439,8 @@ def test_load_vouched_refuses_another_md5_without_unpickling(trained):
     message = vouched_error(trained)
 
     assert message.startswith(
-        f"models/lr_tiny_v1.pkl has md5 {md5_file(path)}, not the "
-        f"{lock['models/lr_tiny_v1.pkl']} dvc.lock records: refusing to load it"
+        f"models/tiny/lr_tiny_v1.pkl has md5 {md5_file(path)}, not the "
+        f"{lock['models/tiny/lr_tiny_v1.pkl']} dvc.lock records: refusing to load it"
     )
 
 
@@ -445,7 +448,7 @@ def test_load_vouched_refuses_a_card_edited_after_the_run(trained):
     write_lock(trained, lock_of(trained))
     edit_card(Layout(trained), "lr", lambda c: c["libraries"].update(numpy="0"))
 
-    assert vouched_error(trained).startswith("models/lr_tiny_v1.json has md5 ")
+    assert vouched_error(trained).startswith("models/tiny/lr_tiny_v1.json has md5 ")
 
 
 def test_load_vouched_refuses_a_swapped_model_with_its_own_lock_entry(trained):
@@ -463,7 +466,7 @@ def test_load_vouched_missing_model(trained):
 
     message = vouched_error(trained, version=2)
 
-    assert message == "models/lr_tiny_v2.pkl is missing: run the pipeline (make repro)"
+    assert message == "models/tiny/lr_tiny_v2.pkl is missing: run the pipeline (make repro)"
 
 
 def test_load_vouched_still_checks_the_card(trained):
@@ -485,11 +488,11 @@ stages:
       md5: aaa.dir
   train@tiny-lr:
     outs:
-    - path: models/lr_tiny_v1.pkl
+    - path: models/tiny/lr_tiny_v1.pkl
       md5: bbb
-    - path: models/lr_tiny_v1.json
+    - path: models/tiny/lr_tiny_v1.json
       md5: ccc
-    - path: models/no_md5.pkl
+    - path: models/tiny/no_md5.pkl
   evaluate:
     deps: []
   empty:
@@ -499,8 +502,8 @@ stages:
 
     assert lock_md5s(tmp_path) == {
         "data/processed/tiny": "aaa.dir",
-        "models/lr_tiny_v1.pkl": "bbb",
-        "models/lr_tiny_v1.json": "ccc",
+        "models/tiny/lr_tiny_v1.pkl": "bbb",
+        "models/tiny/lr_tiny_v1.json": "ccc",
     }
 
 

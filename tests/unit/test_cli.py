@@ -340,3 +340,32 @@ def test_error_lines_mask_credentials_in_urls(tmp_path, capsys, error):
     assert "http://***@h/x" in err
     assert "S3cr3t" not in err
     assert "T0ken9" not in err
+
+
+def test_a_stage_that_ends_well_reports_its_time_and_own_peak_memory(tmp_path):
+    """TABML_STAGE_STATS gets one JSON line per stage (what `make bench-scale` reads). The
+    stage runs here the way dvc runs it, exec'd by a bigger process (dvc's shell execs the
+    command): the peak must be the stage's own, not the 600 MB its parent held."""
+    import json
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    stats = tmp_path / "stats.jsonl"
+    parent = (
+        "import os, sys\n"
+        "held = bytearray(600 * 10**6)\n"
+        "held[::4096] = b'x' * len(held[::4096])  # touch every page\n"
+        "os.execv(sys.executable, [sys.executable, '-m', 'stages.check_params'])\n"
+    )
+    env = {**os.environ, "TABML_STAGE_STATS": str(stats)}
+    proc = subprocess.run(
+        [sys.executable, "-c", parent], cwd=repo, env=env, capture_output=True, text=True
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    (line,) = stats.read_text().splitlines()
+    record = json.loads(line)
+    assert record["stage"] == "check-params"
+    assert 0 < record["seconds"] < 120
+    assert 5e6 < record["peak_rss_bytes"] < 400e6
+    assert "check-params done in" in proc.stderr and "peak memory" in proc.stderr

@@ -7,6 +7,7 @@ naming the column or the line.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 import numpy as np
@@ -15,12 +16,17 @@ import pytest
 
 from tabml.csvfile import (
     CsvOptions,
+    csv_shape,
     load_csv,
     mark_missing,
+    read_dataset,
+    record_lines,
     spaced_names,
     text_in_numbers,
+    write_dataset,
 )
-from tabml.errors import DataError
+from tabml.errors import DataError, PipelineError
+from tabml.files import write_csv
 from tabml.params import DatasetParams
 
 WHAT = "source data.csv"
@@ -403,3 +409,183 @@ def test_read_model_csv_names_a_column_with_a_leading_space(tiny_model):
         "rows.csv: column ' age' starts with a space, the model expects 'age': write the "
         "file without spaces after its separators"
     )
+
+
+# --- pipeline files: raw snapshots and interim splits ---------------------------------------
+#
+# Ingest keeps a local CSV source's bytes as the raw snapshot and split keeps its lines, so
+# every stage reads them with the dataset's options (read_dataset). Before, ingest rewrote
+# the source with pandas (comma-separated, missing cells blank) and stages read that with
+# pandas' defaults: reading the bytes with the options must give those same values.
+# (Floats here have at most 15 significant digits: pandas' default float parser does not
+# round-trip every 17-digit repr, so the old rewrite could move those by an ulp.)
+
+TRICKY_SOURCES = {
+    "whitespace cells, CRLF": (b"x,c,y\r\n1.5, ,yes\r\n ,b,no\r\n\t,  ,yes\r\n2,d,no\r\n", {}),
+    "semicolons, decimal text, na_values": (
+        b"x;c;y\n1,5;a;yes\n?;-;no\n3;b;yes\nNA;c;no\n",
+        {"sep": ";", "na_values": ("?", "-")},
+    ),
+    "numeric na_values": (b"x,y\n1,yes\n-999,no\n2.5,yes\n", {"na_values": ("-999",)}),
+    "comma-space": (
+        b'x, c, y\n1, a, yes\n2, , no\n3, " b", yes\n',
+        {"skipinitialspace": True},
+    ),
+    "BOM, booleans with a blank": (b"\xef\xbb\xbfid,flag,y\n1,True,yes\n2, ,no\n3,False,yes\n", {}),
+    "quotes": (b'a,b,y\n"1,5","he said ""hi""",yes\n2,x,no\n3,"",yes\n', {}),
+    "blank lines, no final newline": (b"a,b,y\n1,2,yes\n\n   \n3,4,no", {}),
+    "numbers as written": (b"n,t,y\n007,1e3,yes\n,2.50,no\n12,-0,yes\n", {}),
+    "all blank column": (b"a,b,y\n1, ,yes\n2,,no\n", {}),
+    "text numbers and text": (b"a,y\n1,yes\n?,no\n3,yes\n", {}),
+}
+
+
+@pytest.mark.parametrize(("data", "options"), TRICKY_SOURCES.values(), ids=TRICKY_SOURCES.keys())
+def test_a_byte_copy_read_with_the_options_gives_what_the_old_rewrite_gave(tmp_path, data, options):
+    options = CsvOptions(**options)
+    source = tmp_path / "source.csv"
+    source.write_bytes(data)
+    rewritten = tmp_path / "rewritten.csv"
+    write_csv(rewritten, load_csv(source, options, WHAT))  # what ingest wrote before
+
+    got = read_dataset(source, options)
+
+    pd.testing.assert_frame_equal(got, pd.read_csv(rewritten, low_memory=False))
+
+
+@pytest.mark.parametrize(("data", "options"), TRICKY_SOURCES.values(), ids=TRICKY_SOURCES.keys())
+def test_write_dataset_reads_back_to_the_same_values(tmp_path, data, options):
+    """The fallback writer (bundled sources, split of a file with multi-line records)."""
+    options = CsvOptions(**options)
+    frame = load_csv(data, options, WHAT)
+
+    write_dataset(tmp_path / "out.csv", frame, options)
+
+    pd.testing.assert_frame_equal(read_dataset(tmp_path / "out.csv", options), frame)
+
+
+def test_write_dataset_uses_the_dataset_separator(tmp_path):
+    frame = pd.DataFrame({"a": [1.5, None], "b": ["x;y", "z"]})
+
+    write_dataset(tmp_path / "out.csv", frame, CsvOptions(sep=";"))
+
+    assert (tmp_path / "out.csv").read_bytes() == b'a;b\n1.5;"x;y"\n;z\n'
+
+
+def test_write_dataset_keeps_leading_spaces_when_the_reader_skips_them(tmp_path):
+    frame = pd.DataFrame({"a": [" x", "y"], "n": [1, 2]})
+    options = CsvOptions(skipinitialspace=True)
+
+    write_dataset(tmp_path / "out.csv", frame, options)
+
+    assert read_dataset(tmp_path / "out.csv", options)["a"].tolist() == [" x", "y"]
+
+
+def test_mark_missing_reads_true_false_with_blanks_as_pandas_reads_booleans():
+    """pandas reads ``True,,False`` as booleans: so must a column whose blanks were spaces."""
+    frame = pd.DataFrame({"f": ["True", "  ", "FALSE", "true"], "t": ["True", " ", "x", "y"]})
+
+    out = mark_missing(frame)
+
+    assert out["f"].tolist()[0] is True and out["f"].tolist()[2] is False
+    assert out["f"].isna().tolist() == [False, True, False, False]
+    assert out["t"].tolist()[0] == "True"  # not every value is a boolean: text stays text
+
+
+def test_read_dataset_reads_only_the_columns_asked(tmp_path):
+    path = tmp_path / "raw.csv"
+    path.write_bytes(b"a;b;y\n1;?;yes\n2; ;no\n")
+
+    frame = read_dataset(path, CsvOptions(sep=";", na_values=("?",)), usecols=["b"])
+
+    assert frame.columns.tolist() == ["b"]
+    assert frame["b"].isna().all() and frame["b"].dtype == "float64"
+
+
+def test_read_dataset_of_a_missing_file_says_which_stage_to_run(tmp_path):
+    message = one_line_error(PipelineError, read_dataset, tmp_path / "raw.csv", CsvOptions())
+
+    assert message == f"{tmp_path / 'raw.csv'} does not exist: run the stage that writes it first"
+
+
+def test_read_kwargs_are_what_load_csv_and_read_dataset_give_pandas():
+    assert CsvOptions(sep=";", na_values=("?",), skipinitialspace=True).read_kwargs() == {
+        "sep": ";",
+        "na_values": ["?"],
+        "skipinitialspace": True,
+        "low_memory": False,
+    }
+    assert CsvOptions(sep="§").read_kwargs()["engine"] == "python"  # two bytes in UTF-8
+
+
+# --- record_lines: one physical line per record ----------------------------------------------
+
+
+def test_record_lines_are_the_header_and_the_data_lines_as_written():
+    data = b'\xef\xbb\xbfa,b\r\n1,"x,y"\r\n\r\n  \r\n2,z\r\n3,w'
+
+    lines = record_lines(data, 3, CsvOptions())
+
+    assert lines == (b"\xef\xbb\xbfa,b\r\n", [b'1,"x,y"\r\n', b"2,z\r\n", b"3,w\r\n"])
+
+
+def test_record_lines_of_a_quoted_newline_is_none():
+    data = b'a,b\n1,"two\nlines"\n2,z\n'
+
+    assert record_lines(data, 2, CsvOptions()) is None
+
+
+def test_record_lines_with_a_record_count_that_differs_is_none():
+    assert record_lines(b"a,b\n1,2\n3,4\n", 3, CsvOptions()) is None
+
+
+def test_record_lines_blank_lines_are_those_pandas_skips():
+    """Spaces and tabs only, unless one of them is the separator (then it is a record)."""
+    tab = b"a\tb\n1\t2\n\t\n3\t4\n"
+
+    assert len(pd.read_csv(io.BytesIO(tab), sep="\t")) == 3
+    assert record_lines(tab, 3, CsvOptions(sep="\t")) == (
+        b"a\tb\n",
+        [b"1\t2\n", b"\t\n", b"3\t4\n"],
+    )
+    spaced = b"a;b\n1;2\n \t \n3;4\n"
+    assert len(pd.read_csv(io.BytesIO(spaced), sep=";")) == 2
+    assert record_lines(spaced, 2, CsvOptions(sep=";")) == (b"a;b\n", [b"1;2\n", b"3;4\n"])
+
+
+def test_record_lines_take_a_stray_quote_only_when_no_line_was_skipped():
+    """pandas reads ``12" pipe`` as it is, on its line: as many lines as records proves it.
+    With blank lines skipped, an odd quote count might hide a record over two lines."""
+    data = b'a,b\n1,12" pipe\n2,x\n'
+
+    assert len(pd.read_csv(io.BytesIO(data))) == 2
+    assert record_lines(data, 2, CsvOptions()) == (b"a,b\n", [b'1,12" pipe\n', b"2,x\n"])
+    assert record_lines(b'a,b\n1,12" pipe\n\n2,x\n', 2, CsvOptions()) is None
+
+
+def test_stages_read_values_as_uploads_are_read_not_as_the_pyarrow_engine_would(tmp_path):
+    """Why the C parser stays: pyarrow's engine reads ISO dates as dates, rounds some
+    17-digit floats otherwise and refuses skipinitialspace, so a stage would see other
+    values than the server, which reads uploads with load_csv."""
+    data = b"d,x,y\n2024-01-01,0.30000000000000004,yes\n2024-02-01,1.5,no\n"
+    path = tmp_path / "raw.csv"
+    path.write_bytes(data)
+
+    got = read_dataset(path, CsvOptions())
+
+    pd.testing.assert_frame_equal(got, load_csv(data, CsvOptions(), WHAT))
+    assert got["d"].tolist() == ["2024-01-01", "2024-02-01"]
+    arrow = pd.read_csv(io.BytesIO(data), engine="pyarrow")
+    assert arrow["d"].tolist() != got["d"].tolist()
+
+
+def test_csv_shape_counts_records_as_pandas_reads_them(tmp_path):
+    """For GET /datasets: the raw snapshot's rows and columns without pandas, in the
+    dataset's format (blank lines skipped, a quoted line break inside its record)."""
+    path = tmp_path / "raw.csv"
+    path.write_bytes(b'\xef\xbb\xbfa;b;y\r\n1;"two\r\nlines";yes\r\n\r\n   \r\n2;x;no\r\n3; ;no')
+
+    assert csv_shape(path, CsvOptions(sep=";")) == (3, 3)
+    assert len(read_dataset(path, CsvOptions(sep=";"))) == 3
+    (tmp_path / "empty.csv").write_bytes(b"")
+    assert csv_shape(tmp_path / "empty.csv", CsvOptions()) == (0, 0)

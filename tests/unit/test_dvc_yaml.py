@@ -41,9 +41,10 @@ def stages() -> dict:
 
 def test_stage_set_follows_params(stages: dict) -> None:
     params = load_params(ROOT / "params.yaml")
-    expected = {"check-params", "evaluate", "plot"}
+    expected = {"check-params", "report"}
     for name in params.datasets:
-        expected |= {f"ingest@{name}", f"split@{name}", f"featurize@{name}"}
+        expected |= {f"{stage}@{name}" for stage in ("ingest", "split", "featurize")}
+        expected |= {f"evaluate@{name}", f"plot@{name}"}
         expected |= {f"train@{name}-{algo}" for algo in params.train.algos}
     assert set(stages) == expected
 
@@ -54,13 +55,11 @@ def test_outputs_match_layout(stages: dict) -> None:
     for name, spec in params.datasets.items():
         date = spec.snapshot
         assert stages[f"ingest@{name}"]["outs"] == {str(layout.raw(name, date))}
-        assert stages[f"split@{name}"]["outs"] == {
-            str(layout.interim(name, "train", date)),
-            str(layout.interim(name, "test", date)),
-        }
-        assert stages[f"featurize@{name}"]["outs"] == {str(layout.processed_dir(name))}
+        assert stages[f"split@{name}"]["outs"] == {str(layout.interim_dir(name))}
         for part in ("train", "test"):
+            assert layout.interim(name, part, date).parent == layout.interim_dir(name)
             assert layout.processed(name, part, date).parent == layout.processed_dir(name)
+        assert stages[f"featurize@{name}"]["outs"] == {str(layout.processed_dir(name))}
         for algo in params.train.algos:
             stage = stages[f"train@{name}-{algo}"]
             assert stage["outs"] == {
@@ -68,14 +67,32 @@ def test_outputs_match_layout(stages: dict) -> None:
                 str(layout.card(algo, name, version)),
                 str(layout.train_metrics_dir(name, algo)),
             }
+            assert layout.model(algo, name, version).parent == layout.dataset_models_dir(name)
             assert str(layout.processed_dir(name)) in stage["deps"]
             assert {"train.model_version", f"train.{algo}", f"datasets.{name}"} <= stage["params"]
-    assert stages["evaluate"]["outs"] == {
-        str(layout.test_metrics_dir),
-        str(layout.leaderboard_dir),
-        str(layout.plot_data_dir),
-    }
-    assert stages["plot"]["outs"] == {str(layout.figures_dir), str(layout.report)}
+        evaluate = stages[f"evaluate@{name}"]
+        topics = ("roc", "pr", "confusion", "calibration", "importance", "loss")
+        plot_dirs = {str(layout.plot_data_dir(topic, name)) for topic in topics}
+        assert evaluate["outs"] == {
+            str(layout.test_metrics_dir(name)),
+            str(layout.leaderboard(name)),
+            *plot_dirs,
+        }
+        # its own dataset's data and models only: another dataset's change never reruns it
+        assert {str(layout.interim_dir(name)), str(layout.dataset_models_dir(name))} <= set(
+            evaluate["deps"]
+        )
+        assert not {d for d in evaluate["deps"] if d.startswith(("data/", "models/"))} - {
+            str(layout.interim_dir(name)),
+            str(layout.dataset_models_dir(name)),
+        }
+        plot = stages[f"plot@{name}"]
+        assert plot["outs"] == {str(layout.figures_dir(name))}
+        assert plot_dirs | {str(layout.raw(name, date))} <= plot["deps"]
+        # each ingest depends on its dataset's own folder of local files, not on data/external
+        assert f"data/external/{name}" in stages[f"ingest@{name}"]["deps"]
+        assert "data/external" not in stages[f"ingest@{name}"]["deps"]
+    assert stages["report"]["outs"] == {str(layout.report)}
 
 
 def test_every_stage_lists_exactly_the_code_it_runs() -> None:

@@ -1,8 +1,10 @@
-"""evaluate: test metrics, plot data and the leaderboard ranking."""
+"""evaluate: test metrics, plot data and the leaderboard ranking (tabml.evaluation), and
+the per-dataset stage (stages/evaluate.py)."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -10,8 +12,9 @@ import pytest
 
 from stages import evaluate, ingest, split, train
 from stages import featurize as featurize_stage
-from stages.evaluate import curves, evaluate_model, leaderboard, loss_curve
+from tabml import evaluation
 from tabml.errors import DataError, SchemaError
+from tabml.evaluation import curves, evaluate_model, leaderboard, loss_curve
 from tabml.files import read_csv, read_json
 from tabml.layout import Layout
 from tabml.metrics import METRICS, score
@@ -116,7 +119,7 @@ def test_leaderboard_without_models():
 # --- curves -----------------------------------------------------------------------------
 
 
-def test_curves_columns_and_confusion_labels():
+def test_curves_columns_and_confusion_counts():
     proba = np.array([0.1, 0.6, 0.2, 0.4, 0.8, 0.9])
 
     plots = curves(Y, proba, ("good", "bad"), PARAMS)
@@ -125,10 +128,106 @@ def test_curves_columns_and_confusion_labels():
     assert plots["roc"].columns.tolist() == ["fpr", "tpr", "threshold"]
     assert plots["pr"].columns.tolist() == ["recall", "precision"]
     assert plots["calibration"].columns.tolist() == ["mean_predicted", "fraction_positive"]
+    # rows (actual, predicted): (good, good) x2, (good, bad), (bad, good), (bad, bad) x2
     assert plots["confusion"].to_dict("list") == {
-        "actual": ["good", "good", "good", "bad", "bad", "bad"],
-        "predicted": ["good", "bad", "good", "good", "bad", "bad"],
+        "actual": ["good", "good", "bad", "bad"],
+        "predicted": ["good", "bad", "good", "bad"],
+        "count": [2, 1, 1, 2],
     }
+
+
+def test_confusion_is_four_counts_at_any_size_zeros_included():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 100_000)
+    proba = np.where(y == 1, 0.9, 0.1)  # every row right: the off-diagonal cells are 0
+
+    confusion = curves(y, proba, ("no", "yes"), PARAMS)["confusion"]
+
+    assert confusion.columns.tolist() == ["actual", "predicted", "count"]
+    assert confusion["count"].tolist() == [int((y == 0).sum()), 0, 0, int((y == 1).sum())]
+    assert confusion["count"].sum() == len(y)
+
+
+def test_confusion_frame_from_a_count_matrix():
+    # what an engine that counts by partition (Dask) hands over: rows actual, columns predicted
+    frame = evaluation.confusion_frame(np.array([[50, 7], [3, 40]]), ("no", "yes"))
+
+    assert frame.to_dict("list") == {
+        "actual": ["no", "no", "yes", "yes"],
+        "predicted": ["no", "yes", "no", "yes"],
+        "count": [50, 7, 3, 40],
+    }
+    with pytest.raises(ValueError, match="2x2"):
+        evaluation.confusion_frame(np.zeros((3, 3)), ("a", "b"))
+
+
+def test_curve_frames_from_another_engines_arrays():
+    # what an engine that computes curves from histograms (Dask) hands over
+    frames = evaluation.curve_frames(
+        roc=([0.0, 0.5, 1.0], [0.0, 0.9, 1.0], [np.inf, 0.4, 0.1]),
+        pr=([1.0, 0.5, 0.0], [0.3, 0.8, 1.0]),
+        calibration=([0.2, 0.8], [0.1, 0.9]),
+        confusion=[[5, 1], [2, 4]],
+        classes=("no", "yes"),
+        curve_points=10,
+    )
+
+    assert frames["roc"]["threshold"].tolist() == [1.0, 0.4, 0.1]  # sklearn's inf capped
+    assert frames["pr"].to_dict("list") == {"recall": [1.0, 0.5, 0.0], "precision": [0.3, 0.8, 1.0]}
+    assert frames["calibration"].columns.tolist() == ["mean_predicted", "fraction_positive"]
+    assert frames["confusion"]["count"].tolist() == [5, 1, 2, 4]
+
+
+def test_curves_on_200k_scores_are_bounded_exact_and_keep_their_shape(monkeypatch):
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 200_000)
+    proba = 1 / (1 + np.exp(-(rng.normal(size=len(y)) + 1.2 * y)))  # overlapping classes
+    params = revalidated(PARAMS, curve_points=200)
+
+    small = curves(y, proba, ("no", "yes"), params)
+    with monkeypatch.context() as patch:  # the same curves with nothing dropped
+        patch.setattr(evaluation, "downsample", lambda x, y, n: np.arange(len(x)))
+        full = curves(y, proba, ("no", "yes"), params)
+
+    for topic, (x, h) in {"roc": ("fpr", "tpr"), "pr": ("recall", "precision")}.items():
+        kept, whole = small[topic], full[topic]
+        assert len(whole) > 5_000, topic  # the curve really was large
+        assert 100 < len(kept) <= 200, topic
+        # end points kept, and every kept row is a row of the full curve, in order
+        ends = [0, -1]
+        pd.testing.assert_frame_equal(kept.iloc[ends], whole.iloc[ends].set_axis(kept.index[ends]))
+        merged = kept.merge(whole.reset_index(), how="left", on=list(whole.columns))
+        assert len(merged) == len(kept) and merged["index"].notna().all(), topic
+        assert merged["index"].is_monotonic_increasing, topic
+        # the shape: the area under the kept polyline is the full one's within 0.001
+        area = abs(np.trapezoid(kept[h], kept[x]))
+        assert area == pytest.approx(abs(np.trapezoid(whole[h], whole[x])), abs=1e-3), topic
+    assert small["roc"]["fpr"].is_monotonic_increasing
+    assert small["roc"]["tpr"].is_monotonic_increasing
+    # the PR figure reads the share of positives from the first point (every row positive)
+    assert small["pr"].iloc[0].tolist() == [1.0, round(y.mean(), 6)]
+    assert small["roc"].iloc[[0, -1]][["fpr", "tpr"]].to_numpy().tolist() == [[0, 0], [1, 1]]
+
+
+def test_downsample_keeps_end_points_and_the_corner():
+    # An L: 1,000 points up the left edge, then 1,000 along the top. 3 points keep it exactly.
+    x = np.r_[np.zeros(1000), np.linspace(0, 1, 1001)[1:]]
+    y = np.r_[np.linspace(0, 1, 1000), np.ones(1000)]
+
+    assert evaluation.downsample(x, y, 3).tolist() == [0, 999, 1999]
+    assert evaluation.downsample(x, y, 50).tolist() == [0, 999, 1999]  # the rest is collinear
+    assert evaluation.downsample(x[:40], y[:40], 50).tolist() == list(range(40))  # fits
+
+
+def test_downsample_with_a_budget_spends_it_where_the_curve_bends():
+    t = np.linspace(0, np.pi / 2, 10_001)
+    x, y = 1 - np.cos(t), np.sin(t)  # a quarter circle
+
+    kept = evaluation.downsample(x, y, 20)
+
+    assert len(kept) == 20 and kept[0] == 0 and kept[-1] == 10_000
+    gaps = np.diff(kept)
+    assert gaps.max() < 3 * gaps.min()  # spread along a uniform bend, not bunched
 
 
 def test_roc_curve_bounded_and_monotone():
@@ -207,7 +306,7 @@ def test_main_writes_metrics_leaderboard_and_plot_data(project):
         assert stage.main(argv) == 0
     assert train.main([*argv, "--algo", "lr"]) == 0
 
-    code = evaluate.main(cli(project))
+    code = evaluate.main(argv)
 
     layout = Layout(project)
     assert code == 0
@@ -219,13 +318,15 @@ def test_main_writes_metrics_leaderboard_and_plot_data(project):
         ["lr"],
         "lr_tiny_v1",
     )
-    for topic in evaluate.PLOT_TOPICS:
+    for topic in evaluation.PLOT_TOPICS:
         path = layout.plot_data(topic, "tiny", "lr", SNAPSHOT)
         assert FIGURE_NAME_RE.match(path.name)
         assert isinstance(read_csv(path), pd.DataFrame)
-    assert len(read_csv(layout.plot_data("confusion", "tiny", "lr", SNAPSHOT))) == 10
-    # lr trains in one go: no per-round loss curve
-    assert not layout.plot_data(evaluate.LOSS_TOPIC, "tiny", "lr", SNAPSHOT).exists()
+    confusion = read_csv(layout.plot_data("confusion", "tiny", "lr", SNAPSHOT))
+    assert len(confusion) == 4 and confusion["count"].sum() == 10
+    # lr trains in one go: no per-round loss curve, but its directory exists (a DVC output)
+    assert not layout.plot_data(evaluation.LOSS_TOPIC, "tiny", "lr", SNAPSHOT).exists()
+    assert list(layout.plot_data_dir("loss", "tiny").iterdir()) == []
 
 
 def test_evaluate_model_scores_what_the_model_predicts(tiny_model, frame):
@@ -234,7 +335,26 @@ def test_evaluate_model_scores_what_the_model_predicts(tiny_model, frame):
     y = (frame["y"] == "yes").astype(int).to_numpy()
     proba = tiny_model.predict_proba(frame, strict_categories=False)[:, 1]
     assert metrics == {**score(y, proba, PARAMS.threshold), "n_test": len(frame)}
-    assert len(plots["confusion"]) == len(frame)
+    confusion = plots["confusion"].set_index(["actual", "predicted"])["count"]
+    predicted = proba >= PARAMS.threshold
+    assert confusion["yes", "yes"] == int((predicted & (y == 1)).sum())
+    assert confusion["no", "yes"] == int((predicted & (y == 0)).sum())
+    assert confusion.sum() == len(frame) and len(confusion) == 4
+
+
+def test_evaluate_model_predicts_once_per_model(tiny_model, frame, monkeypatch):
+    calls = []
+    real = Model.predict_proba
+
+    def counted(self, *args, **kwargs):
+        calls.append(args)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Model, "predict_proba", counted)
+
+    evaluate_model(tiny_model, frame, PARAMS)
+
+    assert len(calls) == 1  # metrics, curves and calibration share one array
 
 
 def test_evaluate_model_names_a_bad_test_value(tiny_model, frame):
@@ -277,13 +397,13 @@ def test_loss_curve_one_row_per_round():
 
 def test_main_refuses_a_model_whose_card_no_longer_matches(trained, capsys):
     layout = Layout(trained)
-    assert evaluate.main(cli(trained)) == 0
+    assert evaluate.main(cli(trained, dataset="tiny")) == 0
     before = read_json(layout.leaderboard("tiny"))
     card = json.loads(layout.card("lr", "tiny", 1).read_text(encoding="utf-8"))
     card["check"]["proba"][0] = 1.0 - card["check"]["proba"][0]
     layout.card("lr", "tiny", 1).write_text(json.dumps(card), encoding="utf-8")
 
-    code = evaluate.main(cli(trained))
+    code = evaluate.main(cli(trained, dataset="tiny"))
 
     err = capsys.readouterr().err
     assert code == 2
@@ -296,7 +416,7 @@ def test_main_refuses_a_damaged_model_file_in_one_line(trained, capsys):
     path = Layout(trained).model("lr", "tiny", 1)
     path.write_bytes(path.read_bytes()[:100])
 
-    code = evaluate.main(cli(trained))
+    code = evaluate.main(cli(trained, dataset="tiny"))
 
     err = capsys.readouterr().err
     assert code == 2
@@ -305,8 +425,194 @@ def test_main_refuses_a_damaged_model_file_in_one_line(trained, capsys):
 
 
 def test_main_ranks_every_model_of_a_dataset(trained):
-    assert evaluate.main(cli(trained)) == 0  # the shared project trained lr and rf
+    assert evaluate.main(cli(trained, dataset="tiny")) == 0  # the project trained lr and rf
 
     board = read_json(Layout(trained).leaderboard("tiny"))
     assert sorted(board["ranking"]) == ["lr", "rf"]
     assert board["models"] == {"lr": "lr_tiny_v1", "rf": "rf_tiny_v1"}
+
+
+# --- importance: a bounded, stratified, seeded sample; the same on any number of threads --
+
+
+def test_stratified_sample_size_shares_and_seed():
+    y = np.r_[np.zeros(9_000, dtype=int), np.ones(1_000, dtype=int)]
+
+    picked = evaluation.stratified_sample(y, 500, seed=3)
+
+    assert len(picked) == 500 and len(set(picked)) == 500
+    assert np.all(np.diff(picked) > 0)  # ascending: rows keep their file order
+    assert int(y[picked].sum()) == 50  # the 10% positives stay 10% of the sample
+    assert evaluation.stratified_sample(y, 500, seed=3).tolist() == picked.tolist()
+    assert evaluation.stratified_sample(y, 500, seed=4).tolist() != picked.tolist()
+    assert evaluation.stratified_sample(y[:300], 500, seed=3).tolist() == list(range(300))
+
+
+def test_stratified_sample_keeps_a_rare_class():
+    y = np.zeros(100_000, dtype=int)
+    y[[5, 50_000, 99_999]] = 1  # 3 positives in 100,000
+
+    picked = evaluation.stratified_sample(y, 40_000, seed=0)
+
+    assert len(picked) == 40_000
+    assert int(y[picked].sum()) == 1  # round(3 * 0.4): a rare class is not dropped
+
+
+def test_importance_runs_on_at_most_importance_rows_stratified(tiny_model, monkeypatch):
+    from tests.unit.conftest import make_frame
+
+    test = make_frame(400, positives=100, seed=5)
+    y = (test["y"] == "yes").astype(int).to_numpy()
+    rows = tiny_model.validate(test, strict_categories=False).frame(tiny_model.schema)
+    seen = {}
+    import sklearn.inspection
+
+    real = sklearn.inspection.permutation_importance
+
+    def spy(estimator, X, y, **kwargs):
+        seen.update(rows=len(X), positives=int(np.sum(y)), n_jobs=kwargs["n_jobs"])
+        return real(estimator, X, y, **kwargs)
+
+    monkeypatch.setattr(sklearn.inspection, "permutation_importance", spy)
+    params = revalidated(PARAMS, importance_rows=40, n_jobs=3)
+
+    frame = evaluation.importance(tiny_model, rows, y, params)
+
+    assert seen == {"rows": 40, "positives": 10, "n_jobs": 3}  # 25% positives, like the test
+    assert sorted(frame["feature"]) == ["age", "color", "income"]
+    evaluation.importance(tiny_model, rows.iloc[:30], y[:30], params)
+    assert seen["rows"] == 30  # fewer rows than the budget: all of them
+
+
+@pytest.mark.parametrize("algo", ["rf", "lr"])
+def test_importance_is_the_same_on_any_number_of_threads(trained_project, algo):
+    from tabml.artifact import read_model
+    from tabml.model import single_threaded
+    from tests.unit.conftest import make_frame
+
+    model = read_model(Layout(trained_project), algo, "tiny", 1)
+    single_threaded(model.pipeline)
+    test = make_frame(300, seed=7)
+    y = (test["y"] == "yes").astype(int).to_numpy()
+    rows = model.validate(test, strict_categories=False).frame(model.schema)
+    params = revalidated(PARAMS, importance_rows=200, importance_repeats=3)
+
+    one, three = (
+        evaluation.importance(model, rows, y, revalidated(params, n_jobs=jobs))
+        for jobs in (1, 3)
+    )
+
+    pd.testing.assert_frame_equal(one, three)
+    assert one["importance"].abs().sum() > 0  # something was measured
+
+
+@pytest.mark.parametrize("algo", ["rf", "lr"])
+def test_scoring_in_chunks_on_threads_gives_the_same_bits(trained_project, algo, monkeypatch):
+    """Test-set probabilities are scored in fixed row chunks on evaluate.n_jobs threads:
+    the same numbers for any thread count, and per row what one whole-batch call gives."""
+    from tabml.artifact import read_model
+    from tabml.model import single_threaded
+    from tests.unit.conftest import make_frame
+
+    monkeypatch.setattr(evaluation, "CHUNK_ROWS", 64)  # 300 rows: 5 chunks
+    model = read_model(Layout(trained_project), algo, "tiny", 1)
+    single_threaded(model.pipeline)
+    batch = model.validate(make_frame(300, seed=11), strict_categories=False)
+
+    one, two = (evaluation.chunked_proba(model, batch, jobs) for jobs in (1, 2))
+
+    np.testing.assert_array_equal(one, two)
+    whole = model.predict_proba(batch)[:, 1]
+    np.testing.assert_allclose(one, whole, rtol=0, atol=1e-12)
+    if algo == "rf":  # trees score each row on its own: bit for bit
+        np.testing.assert_array_equal(one, whole)
+
+
+# --- the stage: one dataset, its own outputs only, one scoring call per engine -----------
+
+
+def fake_scored(algo: str, plots: dict[str, pd.DataFrame]) -> evaluation.Scored:
+    metrics = {**{m: 0.5 for m in METRICS}, "roc_auc": {"lr": 0.7, "rf": 0.8}[algo]}
+    return evaluation.Scored(f"{algo}_tiny_v1", metrics, plots)
+
+
+def test_main_writes_what_the_engine_scored_and_only_this_dataset(project, monkeypatch):
+    layout = Layout(project)
+    others = [
+        layout.test_metrics("other", "lr"),
+        layout.leaderboard("other"),
+        layout.plot_data("roc", "other", "lr", SNAPSHOT),
+        layout.plot_data_dir("loss", "tiny") / f"loss_tiny-xgb_{SNAPSHOT}.csv",  # stale
+    ]
+    for path in others:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("kept\n", encoding="utf-8")
+    roc = pd.DataFrame({"fpr": [0.0, 1.0], "tpr": [0.0, 1.0], "threshold": [1.0, 0.0]})
+    scored = {"lr": fake_scored("lr", {"roc": roc}), "rf": fake_scored("rf", {})}
+    calls = []
+
+    def engine(name, spec, params, layout_):
+        calls.append((name, spec.engine, layout_))
+        return scored
+
+    monkeypatch.setattr(evaluate, "score_models", engine)
+
+    assert evaluate.main(cli(project, dataset="tiny")) == 0
+
+    assert calls == [("tiny", "pandas", layout)]
+    assert read_json(layout.test_metrics("tiny", "rf"))["roc_auc"] == 0.8
+    board = read_json(layout.leaderboard("tiny"))
+    assert (board["ranking"], board["best_model"]) == (["rf", "lr"], "rf_tiny_v1")
+    written = read_csv(layout.plot_data("roc", "tiny", "lr", SNAPSHOT))
+    pd.testing.assert_frame_equal(written, roc)
+    for topic in evaluation.TOPICS:  # every declared output directory exists
+        assert layout.plot_data_dir(topic, "tiny").is_dir(), topic
+    assert [p.name for p in layout.plot_data_dir("roc", "tiny").iterdir()] == [
+        f"roc_tiny-lr_{SNAPSHOT}.csv"
+    ]
+    assert list(layout.plot_data_dir("loss", "tiny").iterdir()) == []  # stale file gone
+    assert all(path.exists() for path in others[:3])  # another dataset's outputs untouched
+
+
+def test_scorer_picks_the_engine_of_the_dataset():
+    assert evaluate.scorer("pandas") is evaluate.score_models
+
+
+def test_main_logs_one_progress_line_per_model(trained, caplog):
+    with caplog.at_level(logging.INFO, logger="stages.evaluate"):
+        assert evaluate.main(cli(trained, dataset="tiny")) == 0
+
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("evaluated")]
+    assert [line.split(" (")[0] for line in progress] == [
+        "evaluated 1/2 models of tiny",
+        "evaluated 2/2 models of tiny",
+    ]
+    assert "lr_tiny_v1 on 10 test rows: roc_auc" in progress[0]
+
+
+def test_score_models_validates_the_test_rows_once_per_schema(trained, monkeypatch):
+    from tabml.params import load_params
+
+    calls = []
+    real = evaluation.validate_test
+
+    def counted(model, test):
+        calls.append(model.model_id)
+        return real(model, test)
+
+    monkeypatch.setattr(evaluate, "validate_test", counted)
+    params = load_params(trained / "params.yaml")
+
+    scored = evaluate.score_models("tiny", params.datasets["tiny"], params, Layout(trained))
+
+    assert calls == ["lr_tiny_v1"]  # rf has the same input schema: its rows are reused
+    assert list(scored) == ["lr", "rf"]
+    assert scored["rf"].metrics["n_test"] == 10
+
+
+def test_main_refuses_an_unknown_dataset_in_one_line(project, capsys):
+    code = evaluate.main(cli(project, dataset="nope"))
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == "error: unknown dataset 'nope': params.yaml declares tiny"

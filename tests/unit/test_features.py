@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 from sklearn.compose import ColumnTransformer
 
+from tabml.errors import DataError
 from tabml.features import (
     CHECK_ROWS,
     DataInfo,
@@ -18,7 +19,9 @@ from tabml.features import (
     build_transformer,
     check_rows,
     load_features,
+    load_matrix,
     save_features,
+    save_matrix,
 )
 from tabml.files import md5_file
 from tabml.layout import Layout
@@ -52,13 +55,13 @@ def test_featurize_writes_a_feature_spec_that_load_features_reads_back(trained_p
     train_file = layout.interim("tiny", "train", SNAPSHOT)
     assert spec.data == DataInfo(
         snapshot=SNAPSHOT,
-        train_file="data/interim/tiny-train_interim_20251130.csv",
+        train_file="data/interim/tiny/tiny-train_interim_20251130.csv",
         train_md5=md5_file(train_file),
         train_rows=30,
     )
     assert len(spec.check_rows) == CHECK_ROWS
-    processed = pd.read_csv(layout.processed("tiny", "train", SNAPSHOT))
-    assert processed.columns.tolist() == [*spec.feature_names, "y"]
+    X, y = load_matrix(layout.processed("tiny", "train", SNAPSHOT, "npz"))
+    assert X.shape == (30, len(spec.feature_names)) and y.shape == (30,)
 
 
 def test_feature_spec_json_is_stable_sorted_json(trained_project):
@@ -180,3 +183,80 @@ def test_check_rows_count(inputs):
     schema = infer_schema(inputs)
 
     assert len(check_rows(inputs, schema, n=3)) == 3
+
+
+# --- save_matrix / load_matrix: the processed data featurize hands to train -----------------
+
+
+@pytest.mark.parametrize("kind", ["sparse", "dense"])
+def test_save_matrix_round_trips_features_and_labels(tmp_path, kind):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(50, 7)) * (rng.random((50, 7)) < 0.2)
+    dense[3, 2] = np.nan  # stored as is, not dropped
+    X = sp.csr_matrix(dense) if kind == "sparse" else dense
+    y = rng.integers(0, 2, 50)
+    path = tmp_path / "tiny-train_processed_20251130.npz"
+
+    save_matrix(path, X, y)
+    back, labels = load_matrix(path)
+
+    assert sp.issparse(back) is (kind == "sparse")
+    if kind == "sparse":
+        assert back.format == "csr" and back.nnz == X.nnz
+        back = back.toarray()
+    np.testing.assert_array_equal(back, dense)
+    assert back.dtype == np.float64
+    np.testing.assert_array_equal(labels, y)
+    assert labels.dtype == np.int64
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
+
+
+def test_save_matrix_stores_plain_arrays_only(tmp_path):
+    """Read back with allow_pickle=False: a processed file can never run code."""
+    import scipy.sparse as sp
+
+    path = tmp_path / "m.npz"
+    save_matrix(path, sp.eye(4, format="csr"), [0, 1, 0, 1])
+
+    with np.load(path, allow_pickle=False) as stored:
+        assert sorted(stored.files) == ["data", "indices", "indptr", "shape", "y"]
+        assert all(stored[name].dtype != object for name in stored.files)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "npy", "no-labels"])
+def test_load_matrix_refuses_a_damaged_file_in_one_line(tmp_path, damage):
+    import scipy.sparse as sp
+
+    path = tmp_path / "tiny-train_processed_20251130.npz"
+    save_matrix(path, sp.eye(40, format="csr"), np.arange(40) % 2)
+    data = path.read_bytes()
+    if damage == "npy":
+        np.save(tmp_path / "a.npy", np.arange(3))
+        data = (tmp_path / "a.npy").read_bytes()
+    elif damage == "no-labels":
+        np.savez(tmp_path / "other.npz", X=np.ones((2, 2)))
+        data = (tmp_path / "other.npz").read_bytes()
+    path.write_bytes(
+        {"garbage": b"not a matrix\n" * 10, "truncated": data[: len(data) // 2], "empty": b""}.get(
+            damage, data
+        )
+    )
+
+    with pytest.raises(DataError) as info:
+        load_matrix(path)
+
+    message = str(info.value)
+    assert message.startswith(f"{path} is not processed data (")
+    assert message.endswith("): rerun featurize")
+    assert "\n" not in message and "pickle" not in message
+
+
+def test_load_matrix_without_the_file_says_to_run_featurize(tmp_path):
+    path = tmp_path / "tiny-train_processed_20251130.npz"
+
+    with pytest.raises(
+        DataError, match=r"_processed_20251130\.npz does not exist: run featurize first"
+    ):
+        load_matrix(path)

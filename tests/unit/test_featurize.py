@@ -8,13 +8,14 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from sklearn.compose import ColumnTransformer
 
 from stages import featurize as featurize_stage
 from stages import ingest, split
 from stages.featurize import featurize
 from tabml.errors import DataError, SchemaError
-from tabml.features import DataInfo, FeatureSpec, load_features
+from tabml.features import DataInfo, FeatureSpec, build_transformer, load_features, load_matrix
 from tabml.files import md5_file, read_csv
 from tabml.layout import Layout
 from tabml.params import FeaturizeParams
@@ -41,23 +42,62 @@ def data_info(train: pd.DataFrame) -> DataInfo:
     )
 
 
-def run(train, test, spec, params=RAW):
-    """featurize(): processed train and test, the FeatureSpec and the fitted transformer."""
+def featurized(train, test, spec, params=RAW):
+    """featurize() as the stage calls it: processed train and test as (features, labels),
+    the FeatureSpec and the fitted transformer."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # sklearn: unknown categories -> zeros
         return featurize(train, test, "tiny", spec, params, data_info(train))
 
 
-def test_processed_frames_hold_features_then_encoded_target(train, test, spec):
-    out_train, out_test, features, _ = run(train, test, spec, FeaturizeParams())
+def table(processed, names: list[str]) -> pd.DataFrame:
+    """Processed (features, labels) as one frame: the feature columns, then ``y``, so a test
+    reads values by feature name whether the matrix is sparse or dense."""
+    X, y = processed
+    out = pd.DataFrame(X.toarray() if sp.issparse(X) else X, columns=names)
+    out["y"] = y
+    return out
 
+
+def run(train, test, spec, params=RAW):
+    """featurize() with each processed split as a frame (:func:`table`)."""
+    out_train, out_test, features, transformer = featurized(train, test, spec, params)
     names = features.feature_names
-    assert out_train.columns.tolist() == [*names, "y"]
-    assert out_test.columns.tolist() == [*names, "y"]
-    assert (len(out_train), len(out_test)) == (len(train), len(test))
-    assert out_train["y"].tolist() == (train["y"] == "yes").astype(int).tolist()
-    assert out_test["y"].tolist() == (test["y"] == "yes").astype(int).tolist()
-    assert out_train[names].dtypes.eq("float64").all()
+    return table(out_train, names), table(out_test, names), features, transformer
+
+
+def test_processed_splits_are_a_feature_matrix_and_encoded_labels(train, test, spec):
+    (X_train, y_train), (X_test, y_test), features, transformer = featurized(
+        train, test, spec, FeaturizeParams()
+    )
+
+    width = len(features.feature_names)
+    assert X_train.shape == (len(train), width) and X_test.shape == (len(test), width)
+    assert X_train.dtype == X_test.dtype == np.float64
+    assert y_train.tolist() == (train["y"] == "yes").astype(int).tolist()
+    assert y_test.tolist() == (test["y"] == "yes").astype(int).tolist()
+    assert y_train.dtype.kind == y_test.dtype.kind == "i"
+    rows = train.drop(columns="y")
+    np.testing.assert_array_equal(X_train, transformer.transform(rows))  # dense: few zeros
+
+
+def test_mostly_zero_features_are_a_sparse_matrix(spec):
+    """Many one-hot levels make the matrix mostly zeros: CSR, the same values as dense."""
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame(
+        {"x": rng.normal(size=200), "code": [f"k{i % 40}" for i in range(200)]}
+    ).assign(y=["yes", "no"] * 100)
+
+    (X_train, _), (X_test, _), features, transformer = featurized(train, train, spec)
+
+    assert sp.issparse(X_train) and X_train.format == "csr"
+    assert sp.issparse(X_test) and X_test.format == "csr"
+    assert X_train.shape == (200, len(features.feature_names))
+    assert transformer.sparse_output_  # decided at fit: served rows are CSR too
+    dense = build_transformer(features.columns, RAW, dense=True)
+    expected = dense.fit_transform(train[["x", "code"]])
+    assert isinstance(expected, np.ndarray)
+    np.testing.assert_array_equal(X_train.toarray(), expected)
 
 
 def test_missing_values_imputed(train, test, spec):
@@ -124,11 +164,12 @@ def test_min_category_frequency_groups_rare_categories(train, test, spec):
 
     _, out_test, features, _ = run(train, test, spec, revalidated(RAW, min_category_frequency=3))
 
-    names = features.feature_names
-    assert "cat__color_green" not in names and "cat__color_teal" not in names
-    assert "cat__color_infrequent_sklearn" in names
-    assert out_test.loc[0:2, "cat__color_infrequent_sklearn"].tolist() == [1.0, 1.0, 1.0]
-    assert "cat__color_blue" in names and "cat__color_red" in names
+    names = features.feature_names  # grouped columns are the transformer's "many" block
+    assert not any(n.startswith("cat__") for n in names)
+    assert "many__color_green" not in names and "many__color_teal" not in names
+    assert "many__color_infrequent_sklearn" in names
+    assert out_test.loc[0:2, "many__color_infrequent_sklearn"].tolist() == [1.0, 1.0, 1.0]
+    assert "many__color_blue" in names and "many__color_red" in names
 
 
 def test_min_category_frequency_one_keeps_every_category(train, test, spec):
@@ -402,18 +443,24 @@ def test_main_writes_processed_directory(project):
     assert code == 0
     assert files == [
         f"tiny-features_processed_{SNAPSHOT}.json",
-        f"tiny-test_processed_{SNAPSHOT}.csv",
-        f"tiny-train_processed_{SNAPSHOT}.csv",
+        f"tiny-test_processed_{SNAPSHOT}.npz",
+        f"tiny-train_processed_{SNAPSHOT}.npz",
         f"tiny-transformer_processed_{SNAPSHOT}.pkl",
     ]
     assert all(DATA_NAME_RE.match(name) for name in files)
     features, transformer = load_features(layout, "tiny", SNAPSHOT)
-    processed = read_csv(layout.processed("tiny", "train", SNAPSHOT))
-    assert processed.columns.tolist() == [*features.feature_names, "y"]
-    assert len(processed) == 30
+    X, y = load_matrix(layout.processed("tiny", "train", SNAPSHOT, "npz"))
+    assert X.shape == (30, len(features.feature_names))
+    train_rows = read_csv(layout.interim("tiny", "train", SNAPSHOT))
+    assert y.tolist() == (train_rows["y"] == "yes").astype(int).tolist()
+    np.testing.assert_array_equal(
+        X, transformer.transform(train_rows[[c.name for c in features.columns]])
+    )
+    X_test, y_test = load_matrix(layout.processed("tiny", "test", SNAPSHOT, "npz"))
+    assert X_test.shape == (10, X.shape[1]) and len(y_test) == 10
     assert features.data.train_rows == 30
     assert features.data.train_md5 == md5_file(layout.interim("tiny", "train", SNAPSHOT))
-    assert features.data.train_file == f"data/interim/tiny-train_interim_{SNAPSHOT}.csv"
+    assert features.data.train_file == f"data/interim/tiny/tiny-train_interim_{SNAPSHOT}.csv"
     assert list(transformer.get_feature_names_out()) == features.feature_names
 
 

@@ -19,6 +19,8 @@ from tabml.files import (
     TEMP_HOME,
     TEMP_NAME,
     atomic_path,
+    copy_file,
+    file_stamp,
     json_text,
     md5_file,
     read_csv,
@@ -487,3 +489,47 @@ def test_write_csv_without_carriage_returns_quotes_minimally(tmp_path):
     write_csv(tmp_path / "f.csv", pd.DataFrame({"a": ["x", "y,z"], "b": [1, 2]}))
 
     assert (tmp_path / "f.csv").read_text() == 'a,b\nx,1\n"y,z",2\n'
+
+
+# --- copies and CSV options --------------------------------------------------------------
+
+
+def test_copy_file_copies_the_bytes_atomically_with_normal_permissions(tmp_path, umask_022):
+    source = tmp_path / "external" / "src.csv"
+    source.parent.mkdir()
+    source.write_bytes(b"a;b\r\n1;\xc3\xa9\r\n")
+    source.chmod(0o600)
+    dest = tmp_path / "data" / "raw" / "x_raw_20251130.csv"
+
+    copy_file(source, dest)
+
+    assert dest.read_bytes() == source.read_bytes()
+    assert mode(dest) == 0o644
+    assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]
+
+
+def test_copy_file_refuses_a_source_that_changed_since_it_was_read(tmp_path):
+    source = tmp_path / "src.csv"
+    source.write_bytes(b"a,y\n1,yes\n")
+    stamp = file_stamp(source)
+    source.write_bytes(b"a,y\n1,yes\n2,no\n")  # edited after it was checked
+    dest = tmp_path / "raw.csv"
+    dest.write_bytes(b"old")
+
+    with pytest.raises(PipelineError) as info:
+        copy_file(source, dest, stamp=stamp)
+
+    assert str(info.value) == f"{source} changed while it was read: run the stage again"
+    assert dest.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.csv", "src.csv"]
+
+
+def test_write_csv_with_another_separator_and_quoted_text(tmp_path):
+    frame = pd.DataFrame({"a": [1.5, None], "b": [" x", None]})
+
+    write_csv(tmp_path / "f.csv", frame, sep=";", quote_text=True)
+
+    assert (tmp_path / "f.csv").read_bytes() == b'"a";"b"\n1.5;" x"\n"";""\n'
+    back = pd.read_csv(tmp_path / "f.csv", sep=";", skipinitialspace=True)
+    assert back["a"].dtype == "float64" and back["b"].tolist()[0] == " x"
+    assert back.isna().sum().tolist() == [1, 1]

@@ -13,7 +13,7 @@ from tools import importtime
 
 # What `make importtime` reports as heavy, and the frameworks no stage should ever load.
 HEAVY = (*importtime.HEAVY, "dvc", "fastapi")
-STAGES = ("check_params", "ingest", "split", "featurize", "train", "evaluate", "plot")
+STAGES = ("check_params", "ingest", "split", "featurize", "train", "evaluate", "plot", "report")
 
 
 def loaded_after(code: str, *args: str) -> set[str]:

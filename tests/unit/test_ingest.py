@@ -11,6 +11,7 @@ import pytest
 
 from stages import ingest
 from stages.ingest import check_raw, read_source
+from tabml.csvfile import CsvOptions, load_csv, read_dataset
 from tabml.errors import DataError
 from tabml.files import read_csv
 from tabml.layout import Layout
@@ -188,6 +189,14 @@ def test_check_raw_float_coded_target_wrong_positive_names_values(spec):
     message = check_error(frame, revalidated(spec, positive_class="2.0"))
 
     assert "positive_class '2.0' is not a value of target 'y' (values: '0', '1')" in message
+
+
+def test_check_raw_labels_of_values_python_finds_equal_stay_apart(spec):
+    """True == 1 in Python: a column holding both (chunks read as bool and as int) still
+    has four labels, as text."""
+    frame = pd.DataFrame({"y": pd.Series([True, 1, False, 0] * 3, dtype=object)})
+
+    assert "has 4 classes ('0', '1', 'False', 'True')" in check_error(frame, spec)
 
 
 # --- read_source: files -----------------------------------------------------------------
@@ -424,7 +433,8 @@ def ingest_text(
     assert "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     out = Layout(root).raw("tiny", SNAPSHOT)
-    return code, errors, (read_csv(out) if out.exists() else None)
+    options = CsvOptions.of(raw["datasets"]["tiny"])  # the raw snapshot is the source's bytes
+    return code, errors, (read_dataset(out, options) if out.exists() else None)
 
 
 def warnings_of(caplog) -> list[str]:
@@ -568,5 +578,87 @@ def test_float_coded_target_trains_end_to_end(tmp_path):
 
     run_stages(tmp_path)
 
-    model = (tmp_path / "models" / "lr_tiny_v1.json").read_text(encoding="utf-8")
+    model = Layout(tmp_path).card("lr", "tiny", 1).read_text(encoding="utf-8")
     assert '"positive_class": "1.0"' in model
+
+
+# --- the raw snapshot: the source's bytes ---------------------------------------------------
+
+AWKWARD = (
+    "\ufeffincome;age;color;note;y\r\n"
+    '31,5;40;red;"says ""hi""; twice";yes\r\n'
+    "?;22; ;plain;no\r\n"
+    "\r\n"
+    "12;-;blue;;yes\r\n"
+    "7;33;red;x;no"
+)
+
+
+def test_main_keeps_a_local_csv_source_byte_for_byte(tmp_path, capsys):
+    code, errors, raw = ingest_text(tmp_path, AWKWARD, capsys, sep=";", na_values=["?", "-"])
+
+    options = CsvOptions(sep=";", na_values=("?", "-"))
+    assert (code, errors) == (0, [])
+    out = Layout(tmp_path).raw("tiny", SNAPSHOT)
+    assert out.read_bytes() == (tmp_path / "src.csv").read_bytes()
+    pd.testing.assert_frame_equal(raw, load_csv(tmp_path / "src.csv", options, "source"))
+    assert raw["income"].isna().tolist() == [False, True, False, False]
+    assert raw["age"].isna().tolist() == [False, False, True, False]
+    assert raw["color"].isna().tolist() == [False, True, False, False]
+
+
+def test_main_keeps_an_http_source_byte_for_byte(http_dir, tmp_path):
+    served, base = http_dir
+    (served / "src.csv").write_bytes(AWKWARD.encode())
+    raw = project_params(f"{base}/src.csv")
+    raw["datasets"]["tiny"].update(sep=";", na_values=["?", "-"])
+    write_params(tmp_path / "params.yaml", raw)
+
+    code = ingest.main(cli(tmp_path, dataset="tiny"))
+
+    assert code == 0
+    assert Layout(tmp_path).raw("tiny", SNAPSHOT).read_bytes() == AWKWARD.encode()
+
+
+def test_main_writes_a_bundled_source_in_the_dataset_format(tmp_path):
+    raw = project_params("sklearn://breast_cancer", target="target")
+    raw["datasets"]["tiny"].update(positive_class="malignant", sep=";")
+    write_params(tmp_path / "params.yaml", raw)
+
+    code = ingest.main(cli(tmp_path, dataset="tiny"))
+
+    out = Layout(tmp_path).raw("tiny", SNAPSHOT)
+    assert code == 0
+    assert out.read_text(encoding="utf-8").startswith("mean radius;mean texture;")
+    expected = read_source(source("sklearn://breast_cancer", target="target"))
+    back = read_dataset(out, CsvOptions(sep=";"))
+    pd.testing.assert_frame_equal(back, expected, check_dtype=False)
+
+
+def test_main_reports_rows_read_at_a_steady_low_rate(tmp_path, capsys, caplog, monkeypatch):
+    """Not a line per chunk: at most one every PROGRESS_SECONDS, then one when done."""
+    caplog.set_level(logging.INFO, logger="stages.ingest")
+    monkeypatch.setattr(ingest, "CHUNK_ROWS", 5)
+    rows = "".join(f"{i},{'yes' if i % 2 else 'no'}\n" for i in range(200))
+
+    code, errors, _ = ingest_text(tmp_path, "x,y\n" + rows, capsys)
+
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("read ")]
+    assert (code, errors) == (0, [])
+    assert lines == [f"read 200 rows x 2 columns from {tmp_path / 'src.csv'}"]
+
+
+def test_main_reports_progress_when_reading_takes_long(tmp_path, capsys, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="stages.ingest")
+    monkeypatch.setattr(ingest, "CHUNK_ROWS", 50)
+    monkeypatch.setattr(ingest, "PROGRESS_SECONDS", 0.0)
+    rows = "".join(f"{i},{'yes' if i % 2 else 'no'}\n" for i in range(200))
+
+    ingest_text(tmp_path, "x,y\n" + rows, capsys)
+
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("read ")]
+    assert lines[:2] == [
+        f"read 50 rows from {tmp_path / 'src.csv'} so far",
+        f"read 100 rows from {tmp_path / 'src.csv'} so far",
+    ]
+    assert lines[-1] == f"read 200 rows x 2 columns from {tmp_path / 'src.csv'}"

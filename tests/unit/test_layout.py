@@ -37,16 +37,23 @@ def test_data_files_sit_in_their_phase_directory():
     layout = Layout(Path("/repo"))
 
     assert layout.raw("credit", DATE).parent == Path("/repo/data/raw")
-    assert layout.interim("credit", "test", DATE).parent == Path("/repo/data/interim")
+    assert layout.interim("credit", "test", DATE).parent == layout.interim_dir("credit")
+    assert layout.interim_dir("credit") == Path("/repo/data/interim/credit")
+    assert layout.interim("credit", "test", DATE, "parquet").suffix == ".parquet"
     assert layout.processed("credit", "train", DATE).parent == layout.processed_dir("credit")
     assert layout.processed_dir("credit") == Path("/repo/data/processed/credit")
+    npz = layout.processed("credit", "train", DATE, "npz")
+    assert npz == Path(f"/repo/data/processed/credit/credit-train_processed_{DATE}.npz")
+    match = DATA_NAME_RE.match(npz.name)
+    assert match and match["part"] == "train" and match["ext"] == "npz"
 
 
 def test_model_path_follows_naming_convention():
     path = Layout(Path("/repo")).model("xgb", "churn", 3)
 
     match = MODEL_NAME_RE.match(path.name)
-    assert path.parent == Path("/repo/models")
+    assert path.parent == Path("/repo/models/churn")
+    assert path.parent == Layout(Path("/repo")).dataset_models_dir("churn")
     assert match and (match["algo"], match["dataset"], match["version"]) == ("xgb", "churn", "3")
     assert match["ext"] == "pkl"
 
@@ -56,8 +63,9 @@ def test_model_card_sits_beside_the_model_file():
 
     card, model = layout.card("xgb", "churn", 3), layout.model("xgb", "churn", 3)
 
-    assert card == Path("/repo/models/xgb_churn_v3.json")
-    assert card.parent == model.parent == layout.models_dir
+    assert card == Path("/repo/models/churn/xgb_churn_v3.json")
+    assert card.parent == model.parent == layout.dataset_models_dir("churn")
+    assert layout.dataset_models_dir("churn").parent == layout.models_dir
     assert card.stem == model.stem == model_id("xgb", "churn", 3)
     match = MODEL_NAME_RE.match(card.name)
     assert match and match["ext"] == "json"
@@ -71,16 +79,19 @@ def test_figure_and_plot_data_paths_follow_naming_convention():
     data = FIGURE_NAME_RE.match(data_path.name)
 
     assert figure and figure["topic"] == "roc" and figure["ext"] == "png"
-    assert layout.figure("roc", "credit", DATE).parent == Path("/repo/plots/figures")
+    assert layout.figure("roc", "credit", DATE).parent == Path("/repo/plots/figures/credit")
+    assert layout.figures_dir("credit") == Path("/repo/plots/figures/credit")
     assert data and data["topic"] == "calibration" and data["part"] == "rf"
     assert data["ext"] == "csv"
-    assert data_path.parent == layout.plot_data_dir / "calibration"
+    assert data_path.parent == layout.plot_data_dir("calibration", "credit")
+    assert data_path.parent == Path("/repo/plots/data/calibration/credit")
 
 
 def test_metrics_report_and_lock_paths():
     layout = Layout(Path("/repo"))
 
-    assert layout.test_metrics("credit", "rf") == Path("/repo/metrics/test/credit-rf.json")
+    assert layout.test_metrics("credit", "rf") == Path("/repo/metrics/test/credit/credit-rf.json")
+    assert layout.test_metrics_dir("credit") == Path("/repo/metrics/test/credit")
     assert layout.leaderboard("credit") == Path("/repo/metrics/leaderboard/credit.json")
     assert layout.train_metrics_dir("credit", "xgb") == Path("/repo/metrics/train/credit-xgb")
     assert layout.report == Path("/repo/plots/report.html")
@@ -88,8 +99,8 @@ def test_metrics_report_and_lock_paths():
 
 
 def test_default_layout_is_relative_to_the_working_directory():
-    assert Layout().model("lr", "credit", 1) == Path("models/lr_credit_v1.pkl")
-    assert str(Layout().card("lr", "credit", 1)) == "models/lr_credit_v1.json"
+    assert Layout().model("lr", "credit", 1) == Path("models/credit/lr_credit_v1.pkl")
+    assert str(Layout().card("lr", "credit", 1)) == "models/credit/lr_credit_v1.json"
 
 
 @pytest.mark.parametrize(
@@ -165,3 +176,31 @@ def test_is_name_accepts_lowercase_letters_and_digits(name):
 )
 def test_is_name_refuses_anything_else(name):
     assert not is_name(name)
+
+
+def test_partitions_follow_the_naming_rule_and_list_in_order(tmp_path):
+    layout = Layout(tmp_path)
+    parts = [layout.interim_part("credit", "train", i, DATE) for i in (10, 2, 0)]
+    parts[0].parent.mkdir(parents=True)
+    for path in parts:
+        path.write_bytes(b"")
+    (parts[0].parent / f"credit-test-00000_interim_{DATE}.parquet").write_bytes(b"")
+
+    listed = layout.interim_parts("credit", "train", DATE)
+
+    assert [p.name for p in listed] == [
+        f"credit-train-00000_interim_{DATE}.parquet",
+        f"credit-train-00002_interim_{DATE}.parquet",
+        f"credit-train-00010_interim_{DATE}.parquet",
+    ]
+    match = DATA_NAME_RE.match(listed[1].name)
+    assert match and (match["part"], match["partition"], match["ext"]) == (
+        "train",
+        "00002",
+        "parquet",
+    )
+    processed = layout.processed_part("credit", "test", 3, DATE)
+    assert (
+        processed == layout.processed_dir("credit") / f"credit-test-00003_processed_{DATE}.parquet"
+    )
+    assert layout.processed_parts("credit", "test", DATE) == []

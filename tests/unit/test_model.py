@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from tabml.artifact import read_model
 from tabml.errors import SchemaError
@@ -153,3 +154,32 @@ def test_scaled_overflow_names_the_csv_line(narrow_model):
 
     with pytest.raises(SchemaError, match=r"^column 'ratio', row 0 \(CSV line 2\): -1e\+35 "):
         narrow_model.predict_proba(batch)
+
+
+@pytest.fixture(scope="module")
+def sparse_narrow_model(tmp_path_factory):
+    """``narrow_model`` plus a 15-level ``code`` column: its transformer outputs CSR."""
+    frame = make_frame(40, seed=3)
+    rng = np.random.default_rng(0)
+    frame["ratio"] = 0.001 + rng.normal(0, 1e-4, len(frame))
+    frame["code"] = [f"k{i % 15}" for i in range(len(frame))]
+    root = make_project(tmp_path_factory.mktemp("sparse-narrow"), frame)
+    return read_model(Layout(root), "lr", "tiny", 1)
+
+
+def test_sparse_features_are_checked_like_dense_ones(sparse_narrow_model):
+    model = sparse_narrow_model
+    good = {"income": 30.0, "age": 40, "color": "red", "ratio": 0.001, "code": "k3"}
+    batch = model.validate([good, good | {"ratio": -1e35}])
+
+    with pytest.raises(SchemaError) as info:
+        model.predict_proba(batch)
+
+    assert sp.issparse(model.pipeline[:-1].transform(batch.frame(model.schema)))
+    assert str(info.value) == (
+        "column 'ratio', row 1: -1e+35 is out of range for this model "
+        f"(its scaled value exceeds {FLOAT_LIMIT:.3g})"
+    )
+    features = model.features(model.validate([good, good | {"code": "k4"}]))
+    assert sp.issparse(features) and features.shape[1] == len(model.card.feature_names)
+    assert model.predict_proba([good]).shape == (1, 2)

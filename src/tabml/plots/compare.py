@@ -40,8 +40,9 @@ CAPTIONS = {
     "calibration": "Observed share of positives against mean predicted probability per bin; "
     "a calibrated model follows the dashed diagonal.",
     "metrics": "Test metrics of every model; log_loss and brier are losses (lower is better).",
-    "importance": "Permutation importance of the raw input columns on the test split: the drop "
-    "in {metric} when a column is shuffled (mean and std over repeats), top {top} per model.",
+    "importance": "Permutation importance of the raw input columns on a stratified sample of the "
+    "test split (at most evaluate.importance_rows rows): the drop in {metric} when a column is "
+    "shuffled (mean and std over repeats), top {top} per model.",
     "loss": "Log loss per boosting round of the models that train in rounds, on the data they "
     "were fitted on (solid) and on the validation part held out of the train split (dashed); "
     "the dot marks the round with the lowest validation loss.",
@@ -52,6 +53,12 @@ def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(f"{what} has no column {missing[0]!r}: rerun evaluate")
+
+
+def check_plot_data(topic: str, frame: pd.DataFrame, dataset: str, algo: str) -> None:
+    """Refuse plot data without the columns its figure reads (stale or foreign data), in the
+    words the figure would use: called as the data is read, before anything is drawn."""
+    _require(frame, CURVE_COLUMNS[topic], f"{topic} data of {dataset}-{algo}")
 
 
 def _test_metric(
@@ -112,7 +119,10 @@ def pr_figure(
 ) -> Figure:
     """Precision-recall curves of all algorithms: what ROC hides on imbalanced data.
 
-    The legend's AP is ``pr_auc`` (average precision) of the test metrics.
+    The legend's AP is ``pr_auc`` (average precision) of the test metrics. The kept points
+    (at most ``evaluate.curve_points``, chosen by :func:`tabml.evaluation.downsample` to
+    keep the polyline's shape) are joined by straight lines: steps between such sparse
+    points would draw stairs the full curve does not have.
     """
     colors = algo_colors(list(curves))
     prevalence = None
@@ -127,7 +137,6 @@ def pr_figure(
                 curve["precision"],
                 color=colors[algo],
                 lw=1.5,
-                drawstyle="steps-post",
                 label=label,
             )
             if prevalence is None and len(curve):

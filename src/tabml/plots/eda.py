@@ -3,6 +3,10 @@
 Class balance, numeric distributions per class, missing values and correlations, drawn from
 the raw CSV minus ``drop_columns``. Columns count as numeric by the model schema's rule
 (:func:`tabml.schema.infer_schema`), so the figures show the columns featurize scales.
+
+A large snapshot is drawn from a seeded sample of its rows (:func:`sample_rows`, at most
+``plot.eda_rows``): the figures cost the same at any size, and their titles say how many
+rows they show out of how many (``total_rows``).
 """
 
 from __future__ import annotations
@@ -28,13 +32,57 @@ CAPTIONS = {
     "missing": "Missing values per column of the raw snapshot (imputed by featurize).",
     "correlations": "Pearson correlation between the numeric columns of the raw snapshot.",
 }
+# EDA of a snapshot larger than plot.eda_rows rows is drawn from a sample seeded with this:
+# the same rows, so the same PNG bytes, on every rerun.
+SAMPLE_SEED = 0
 
 
-def _class_order(labels: pd.Series, positive_class: str) -> list[str]:
-    """Other classes sorted, positive class last (drawn on top, red)."""
+def sample_rows(frame: pd.DataFrame, rows: int, seed: int = SAMPLE_SEED) -> pd.DataFrame:
+    """A seeded uniform sample of at most ``rows`` rows, in their original order (the whole
+    frame when it has no more)."""
+    if len(frame) <= rows:
+        return frame
+    return frame.sample(n=rows, random_state=seed).sort_index()
+
+
+def _rows(frame: pd.DataFrame, total_rows: int | None) -> str:
+    """How many rows a figure shows: "1,234 rows", or "sample of 1,000 of 5,000 rows"."""
+    if total_rows is None or total_rows == len(frame):
+        return f"{len(frame):,} rows"
+    return f"sample of {len(frame):,} of {total_rows:,} rows"
+
+
+def _sampled(frame: pd.DataFrame, total_rows: int | None) -> list[str]:
+    """The title note of a sampled frame (nothing for a whole snapshot)."""
+    if total_rows is None or total_rows == len(frame):
+        return []
+    return [_rows(frame, total_rows)]
+
+
+def require_target(frame: pd.DataFrame, target: str, dataset: str) -> None:
+    """Refuse a snapshot without its target column, naming both."""
+    if target not in frame.columns:
+        raise DataError(f"dataset {dataset!r} has no target column {target!r}")
+
+
+def label_text(labels: pd.Series) -> pd.Series:
+    """:func:`tabml.schema.as_text` of a label column, converting each distinct value once
+    (a target has a handful of values and up to ``plot.eda_rows`` rows)."""
+    import numpy as np
+    import pandas as pd
+
     from tabml.schema import as_text
 
-    seen = set(as_text(labels).dropna())
+    codes, uniques = pd.factorize(labels.astype(object), use_na_sentinel=True)
+    texts = as_text(pd.Series(uniques, dtype=object)).to_numpy(dtype=object)
+    out = np.append(texts, np.nan)[codes]  # code -1 (missing) picks the appended NaN
+    return pd.Series(out, index=labels.index, dtype=object)
+
+
+def _class_order(texts: pd.Series, positive_class: str) -> list[str]:
+    """Other classes sorted, positive class last (drawn on top, red); ``texts`` are labels
+    as text (:func:`label_text`)."""
+    seen = set(texts.dropna())
     return [*sorted(seen - {positive_class}), *([positive_class] if positive_class in seen else [])]
 
 
@@ -46,15 +94,20 @@ def numeric_columns(frame: pd.DataFrame, exclude: Sequence[str] = ()) -> list[st
     return [c.name for c in infer_schema(kept) if c.kind == "numeric"]
 
 
-def balance_figure(frame: pd.DataFrame, target: str, positive_class: str, dataset: str) -> Figure:
+def balance_figure(
+    frame: pd.DataFrame,
+    target: str,
+    positive_class: str,
+    dataset: str,
+    *,
+    total_rows: int | None = None,
+) -> Figure:
     """Bar chart of rows per target class: imbalance decides which metrics mean anything."""
-    from tabml.schema import as_text
-
-    if target not in frame.columns:
-        raise DataError(f"dataset {dataset!r} has no target column {target!r}")
+    require_target(frame, target, dataset)
     labels = frame[target]
-    order = _class_order(labels, positive_class)
-    counts = as_text(labels).dropna().value_counts()
+    texts = label_text(labels)
+    order = _class_order(texts, positive_class)
+    counts = texts.dropna().value_counts()
     values = [int(counts[c]) for c in order]
     names = [f"{c}\n(positive)" if c == positive_class else c for c in order]
     colors = [POSITIVE_COLOR if c == positive_class else NEGATIVE_COLOR for c in order]
@@ -69,7 +122,7 @@ def balance_figure(frame: pd.DataFrame, target: str, positive_class: str, datase
         bars = ax.bar(names, values, color=colors)
         ax.bar_label(bars, labels=[f"{v:,} ({percent(v, total)})" for v in values], padding=2)
         ax.set_ylim(0, max(values, default=1) * 1.15 or 1)
-        ax.set_title(f"{dataset}: class balance of {target} ({total:,} rows)")
+        ax.set_title(f"{dataset}: class balance of {target} ({_rows(frame, total_rows)})")
         ax.set_xlabel(target)
         ax.set_ylabel("rows")
         fig.tight_layout()
@@ -101,22 +154,24 @@ def distributions_figure(
     dataset: str,
     max_columns: int = 12,
     exclude: Sequence[str] = (),
+    *,
+    total_rows: int | None = None,
 ) -> Figure:
     """Histograms per numeric column split by class: shows which columns separate the classes."""
     import numpy as np
     from matplotlib.ticker import MaxNLocator
-
-    from tabml.schema import as_text
 
     columns = numeric_columns(frame, exclude=[target, *exclude])
     title = f"{dataset}: numeric columns by {target}"
     if not columns:
         return message_figure(title, "no numeric columns")
     shown = columns[:max_columns]
-    if len(shown) < len(columns):
-        title += f" (first {len(shown)} of {len(columns)})"
+    notes = [f"first {len(shown)} of {len(columns)}"] if len(shown) < len(columns) else []
+    notes += _sampled(frame, total_rows)
+    if notes:
+        title += f" ({'; '.join(notes)})"
     labelled = frame[frame[target].notna()]
-    labels = as_text(labelled[target])
+    labels = label_text(labelled[target])
     order = _class_order(labels, positive_class)
     colors = {c: POSITIVE_COLOR if c == positive_class else NEGATIVE_COLOR for c in order}
     if len(order) > 2:
@@ -162,7 +217,7 @@ def distributions_figure(
     return fig
 
 
-def missing_figure(frame: pd.DataFrame, dataset: str) -> Figure:
+def missing_figure(frame: pd.DataFrame, dataset: str, *, total_rows: int | None = None) -> Figure:
     """Missing values per column: what the imputers of featurize will have to fill."""
     from matplotlib.ticker import MaxNLocator
 
@@ -184,7 +239,8 @@ def missing_figure(frame: pd.DataFrame, dataset: str) -> Figure:
             )
             ax.set_xlim(0, max(values) * 1.3)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            title = f"{dataset}: missing values per column ({total:,} cells)"
+            title = f"{dataset}: missing values per column ({total:,} cells"
+            title += "".join(f" in a {note}" for note in _sampled(frame, total_rows)) + ")"
         else:
             ax.set_xlim(0, 1)
             ax.set_xticks([0])
@@ -198,7 +254,7 @@ def missing_figure(frame: pd.DataFrame, dataset: str) -> Figure:
                 transform=ax.transAxes,
                 bbox={"facecolor": "white", "edgecolor": "0.7"},
             )
-            title = f"{dataset}: no missing values ({n_rows:,} rows)"
+            title = f"{dataset}: no missing values ({_rows(frame, total_rows)})"
         ax.set_title(title)
         ax.set_xlabel("missing values")
         ax.set_ylabel("column")
@@ -207,7 +263,12 @@ def missing_figure(frame: pd.DataFrame, dataset: str) -> Figure:
 
 
 def correlations_figure(
-    frame: pd.DataFrame, dataset: str, max_columns: int = 12, exclude: Sequence[str] = ()
+    frame: pd.DataFrame,
+    dataset: str,
+    max_columns: int = 12,
+    exclude: Sequence[str] = (),
+    *,
+    total_rows: int | None = None,
 ) -> Figure:
     """Pearson correlation heatmap of numeric columns: spots redundant inputs."""
     import numpy as np
@@ -218,8 +279,10 @@ def correlations_figure(
         found = f"{len(columns)} numeric column" + ("" if len(columns) == 1 else "s")
         return message_figure(title, f"{found}: nothing to correlate")
     shown = columns[:max_columns]
-    if len(shown) < len(columns):
-        title += f" (first {len(shown)} of {len(columns)})"
+    notes = [f"first {len(shown)} of {len(columns)}"] if len(shown) < len(columns) else []
+    notes += _sampled(frame, total_rows)
+    if notes:
+        title += f" ({'; '.join(notes)})"
     corr = frame[shown].astype(float).corr().to_numpy()
     n = len(shown)
     size = 0.55 * n + 2.5

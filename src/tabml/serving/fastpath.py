@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tabml.serving.fastpath")
 
-UNSEEN_PROBE = "\x00unseen"  # a category no model has seen: encodes as all zeros
+UNSEEN_PROBE = "\x00unseen"  # a category no model has seen: all zeros, or "infrequent"
 
 
 @dataclass(frozen=True)
@@ -62,24 +62,52 @@ class NumericBlock:
 
 @dataclass(frozen=True)
 class CategoricalBlock:
-    """SimpleImputer (constant or most frequent), then OneHotEncoder(handle_unknown=ignore)."""
+    """SimpleImputer (constant or most frequent), then OneHotEncoder (unknown categories
+    ignored, or sent to the column's "infrequent" column when it has one)."""
 
     columns: tuple[str, ...]
     fill: tuple[str, ...]  # imputer statistics: what a missing value becomes
     index: tuple[dict[str, int], ...]  # category -> output column, per input column
+    unknown: tuple[int | None, ...]  # output column of an unseen category, per input column
     width: int
 
-    def apply(self, values: Sequence[Sequence[Any]], n_rows: int) -> np.ndarray:
-        """``values``: one sequence per column; anything but a string is missing."""
+    def positions(self, values: Sequence[Sequence[Any]], n_rows: int) -> np.ndarray:
+        """(n_rows, columns) output column of each value, -1 for none (an ignored unseen
+        category). ``values``: one sequence per column; anything but a string is missing."""
         import numpy as np
 
-        out = np.zeros((n_rows, self.width), dtype=np.float64)
-        for fill, index, column in zip(self.fill, self.index, values, strict=True):
+        out = np.full((n_rows, len(self.columns)), -1, dtype=np.int64)
+        for j, (fill, index, other, column) in enumerate(
+            zip(self.fill, self.index, self.unknown, values, strict=True)
+        ):
             for row, value in enumerate(column):
-                pos = index.get(value if isinstance(value, str) else fill)
+                pos = index.get(value if isinstance(value, str) else fill, other)
                 if pos is not None:
-                    out[row, pos] = 1.0
+                    out[row, j] = pos
         return out
+
+    def apply(self, values: Sequence[Sequence[Any]], n_rows: int) -> np.ndarray:
+        import numpy as np
+
+        positions = self.positions(values, n_rows)
+        out = np.zeros((n_rows, self.width), dtype=np.float64)
+        rows, _ = np.nonzero(positions >= 0)
+        out[rows, positions[positions >= 0]] = 1.0
+        return out
+
+    def apply_sparse(self, values: Sequence[Sequence[Any]], n_rows: int) -> Any:
+        """:meth:`apply` as a CSR matrix, without the dense one: with tens of thousands of
+        levels a batch's dense one-hot matrix is gigabytes."""
+        import numpy as np
+        import scipy.sparse as sp
+
+        positions = self.positions(values, n_rows)
+        present = positions >= 0
+        indptr = np.concatenate(([0], np.cumsum(present.sum(axis=1))))
+        # Row by row, input columns in order: their output ranges are in the same order.
+        indices = positions[present]
+        data = np.ones(len(indices), dtype=np.float64)
+        return sp.csr_matrix((data, indices, indptr), shape=(n_rows, self.width))
 
 
 @dataclass(frozen=True)
@@ -88,14 +116,17 @@ class CompiledModel:
 
     blocks: tuple[NumericBlock | CategoricalBlock, ...]
     n_features: int
-    proba: Callable[[np.ndarray], np.ndarray]
+    proba: Callable[[Any], np.ndarray]
+    sparse: bool = False  # the transformer outputs CSR: so must the replica
 
     @property
     def numeric_columns(self) -> tuple[str, ...]:
         return tuple(c for b in self.blocks if isinstance(b, NumericBlock) for c in b.columns)
 
-    def features(self, batch: Batch) -> np.ndarray:
-        """The fitted transformer's output for validated rows."""
+    def features(self, batch: Batch) -> Any:
+        """The fitted transformer's output for validated rows: an ndarray, or a CSR matrix
+        when the transformer's output is sparse (built sparse, as scikit-learn stacks it: a
+        zero is an absent entry, which XGBoost reads as missing)."""
         import numpy as np
 
         numeric, categorical, n_rows = batch.numeric, batch.categorical, batch.n_rows
@@ -105,10 +136,17 @@ class CompiledModel:
                 matrix = np.empty((n_rows, len(block.columns)), dtype=np.float64)
                 for j, name in enumerate(block.columns):
                     matrix[:, j] = numeric[name]
-                parts.append(block.apply(matrix))
+                out = block.apply(matrix)
             else:
-                parts.append(block.apply([categorical[c] for c in block.columns], n_rows))
-        return np.hstack(parts) if len(parts) > 1 else parts[0]
+                values = [categorical[c] for c in block.columns]
+                apply = block.apply_sparse if self.sparse else block.apply
+                out = apply(values, n_rows)
+            parts.append(out)
+        if not self.sparse:
+            return np.hstack(parts) if len(parts) > 1 else parts[0]
+        import scipy.sparse as sp
+
+        return sp.hstack([sp.csr_matrix(part) for part in parts], format="csr")
 
     def predict_proba(self, batch: Batch) -> np.ndarray:
         return self.proba(self.features(batch))
@@ -168,21 +206,30 @@ def _compile_categorical(pipeline: Any, columns: list[str]) -> CategoricalBlock:
     fill = tuple(imputer.statistics_)
     if len(fill) != len(columns) or not all(isinstance(f, str) for f in fill):
         raise _Unsupported("categorical imputer statistics are not strings")
-    if (
-        encoder.handle_unknown != "ignore"
-        or encoder.drop_idx_ is not None
-        or encoder.min_frequency is not None
-        or encoder.max_categories is not None
-        or encoder.sparse_output
+    if encoder.handle_unknown not in ("ignore", "infrequent_if_exist") or (
+        encoder.drop_idx_ is not None
     ):
-        raise _Unsupported("one-hot encoder is not handle_unknown=ignore, dense, no grouping")
-    index, offset = [], 0
-    for categories in encoder.categories_:
+        raise _Unsupported("one-hot encoder drops a column or errors on unknown categories")
+    try:
+        rare_per_column = list(encoder.infrequent_categories_)
+    except AttributeError:  # no grouping configured
+        rare_per_column = [None] * len(encoder.categories_)
+    index, unknown, offset = [], [], 0
+    for categories, rare in zip(encoder.categories_, rare_per_column, strict=True):
         if not all(isinstance(c, str) for c in categories):
             raise _Unsupported("one-hot categories are not strings")
-        index.append({c: offset + i for i, c in enumerate(categories)})
-        offset += len(categories)
-    return CategoricalBlock(tuple(columns), fill, tuple(index), offset)
+        grouped = set() if rare is None else set(rare)
+        frequent = [c for c in categories if c not in grouped]
+        positions = {c: offset + i for i, c in enumerate(frequent)}
+        offset += len(frequent)
+        other = None
+        if grouped:  # scikit-learn puts the infrequent column after the frequent ones
+            other = offset
+            positions |= dict.fromkeys(grouped, other)
+            offset += 1
+        index.append(positions)
+        unknown.append(other if encoder.handle_unknown == "infrequent_if_exist" else None)
+    return CategoricalBlock(tuple(columns), fill, tuple(index), tuple(unknown), offset)
 
 
 def _forest_proba(forest: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -192,8 +239,13 @@ def _forest_proba(forest: Any) -> Callable[[np.ndarray], np.ndarray]:
     trees = [(est.tree_, est.n_classes_) for est in forest.estimators_]
     n_classes, n_trees = int(forest.n_classes_), len(trees)
 
-    def proba(features: np.ndarray) -> np.ndarray:
-        X = np.ascontiguousarray(features, dtype=np.float32)  # what sklearn's check does
+    def proba(features: Any) -> np.ndarray:
+        if hasattr(features, "tocsr"):  # the trees read CSR as scikit-learn's check makes it
+            import scipy.sparse as sp
+
+            X = sp.csr_matrix(features, dtype=np.float32)
+        else:
+            X = np.ascontiguousarray(features, dtype=np.float32)  # what sklearn's check does
         out = np.zeros((X.shape[0], n_classes), dtype=np.float64)
         for tree, k in trees:
             out += tree.predict(X)[:, :k]
@@ -219,8 +271,8 @@ def compile_model(model: Model) -> CompiledModel:
     if len(steps) != 2 or type(steps[0][1]) is not ColumnTransformer:
         raise _Unsupported("pipeline is not ColumnTransformer + estimator")
     transformer, estimator = steps[0][1], steps[1][1]
-    if transformer.sparse_output_ or transformer.transformer_weights is not None:
-        raise _Unsupported("column transformer is sparse or weighted")
+    if transformer.transformer_weights is not None:
+        raise _Unsupported("column transformer is weighted")
     kinds = {c.name: c.kind for c in model.schema}
     blocks: list[NumericBlock | CategoricalBlock] = []
     for name, fitted, columns in transformer.transformers_:
@@ -243,7 +295,8 @@ def compile_model(model: Model) -> CompiledModel:
     )
     if n_features != len(model.card.feature_names):
         raise _Unsupported("feature count differs from the model's feature names")
-    return CompiledModel(tuple(blocks), n_features, _estimator_proba(estimator))
+    sparse = bool(transformer.sparse_output_)
+    return CompiledModel(tuple(blocks), n_features, _estimator_proba(estimator), sparse)
 
 
 def probe_batch(
@@ -272,6 +325,10 @@ def probe_batch(
             numeric[spec.name] = values
         else:
             pool: list[Any] = [*spec.categories, None, UNSEEN_PROBE]
+            if len(pool) > n_rows:  # a wide column: missing and unseen, and levels spread
+                step = len(spec.categories) / (n_rows - 2)
+                levels = [spec.categories[int(i * step)] for i in range(n_rows - 2)]
+                pool = [*levels, None, UNSEEN_PROBE]
             values_list = [pool[i % len(pool)] for i in range(n_rows)]
             rng.shuffle(values_list)
             categorical[spec.name] = values_list

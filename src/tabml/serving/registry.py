@@ -174,16 +174,13 @@ def champion_id(layout: Layout, dataset: str) -> str | None:
     return best if parse_model_id(best) is not None else None
 
 
-def csv_shape(path: Path) -> tuple[int, int] | None:
-    """(rows, columns) of a pipeline CSV (ingest always writes them comma-separated, whatever
-    the source's ``sep``), quoting-aware, without pandas; None if it is not there."""
+def raw_shape(path: Path, spec: Any) -> tuple[int, int] | None:
+    """(rows, columns) of a raw snapshot, read with its dataset's CSV options (ingest keeps
+    a CSV source's own format); None if it is not there or not readable."""
+    from tabml.csvfile import CsvOptions, csv_shape
+
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is None:
-                return 0, 0
-            return sum(1 for _ in reader), len(header)
+        return csv_shape(path, CsvOptions.of(spec))
     except (OSError, UnicodeDecodeError, csv.Error):
         return None
 
@@ -194,7 +191,7 @@ def dataset_info(params: Params, root: Path) -> list[dict[str, Any]]:
     out = []
     for name, spec in params.datasets.items():
         raw = RELATIVE.raw(name, spec.snapshot)
-        shape = csv_shape(root / raw)
+        shape = raw_shape(root / raw, spec)
         out.append(
             {
                 "name": name,

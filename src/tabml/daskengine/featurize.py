@@ -1,0 +1,388 @@
+"""featurize@<dataset> on Dask: fit the pandas engine's transformer, apply it partition by
+partition.
+
+Writes to ``data/processed/<ds>/`` what the pandas engine writes there besides its ``.npz``
+data: the fitted transformer and its :class:`tabml.features.FeatureSpec`
+(:func:`tabml.features.save_features`), and the processed rows as Parquet partitions
+``<ds>-<train|test>-<NNNNN>_processed_<date>.parquet`` (one per interim partition: the
+feature columns, then the target encoded 1 for the positive class).
+
+- Schema, from the WHOLE train split: one pass gathers each column's present values and,
+  for text columns, the count of each distinct value (:func:`tabml.schema.text` rule);
+  :func:`tabml.schema.infer_schema` then reads a column of those distinct values, so the
+  kinds and categories are the ones the pandas engine finds on the full split. Empty
+  columns and row-id-like columns are refused or dropped by the pandas engine's rules.
+- Fit: :func:`tabml.features.build_transformer` (dense output: the Parquet features are
+  dense, and the served pipeline must compute what training read) on a bounded sample:
+  all train rows up to :data:`FIT_ROWS`, else a seeded sample of that size plus, for each
+  category the sample lacks, the first train row holding it. So every category of the
+  full split is known to the encoder; which categories count as rare
+  (``min_category_frequency``, ``max_categories``) is judged on the sample, where a
+  category missing from a 200,000-row sample is rare in the whole split too.
+- Apply: every partition is validated by :func:`tabml.schema.conform` (train: categories
+  seen; test: unseen categories allowed, as the pandas engine), transformed and written by
+  the worker holding it. A validation error names the partition file and its row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tabml.errors import DataError, SchemaError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tabml.layout import Layout
+    from tabml.params import Params
+    from tabml.schema import ColumnSpec
+
+log = logging.getLogger("tabml.daskengine.featurize")
+
+# Rows the transformer is fitted on at most (plus one per category the sample lacks):
+# medians, scales and category counts settle long before; fitting costs seconds.
+FIT_ROWS = 200_000
+
+
+def read_part(path: str) -> pd.DataFrame:
+    """Worker: one Parquet partition (text columns as object, as the pandas engine reads)."""
+    import pandas as pd
+
+    return pd.read_parquet(path)
+
+
+def parts_frame(files: list[Path]) -> Any:
+    """A dask DataFrame of Parquet partitions, exactly one partition per file, in order
+    (its meta from the first file's schema, not its rows)."""
+    import dask.dataframe as dd
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(files[0]).empty_table().to_pandas()
+    return dd.from_map(read_part, [str(f.resolve()) for f in files], meta=meta)
+
+
+def value_stats(part: pd.DataFrame, columns: list[str], target: str) -> dict[str, Any]:
+    """Worker: rows; per numeric column its present values; per text column the count of
+    each value (text rule: blanks missing, numbers as their shortest text); target labels."""
+    from tabml.schema import as_text
+
+    numeric, counts = {}, {}
+    for name in columns:
+        column = part[name]
+        if column.dtype.kind in "iuf":
+            numeric[name] = int(column.notna().sum())
+        else:
+            counts[name] = as_text(column).value_counts().to_dict()
+    labels = as_text(part[target]).value_counts().to_dict()
+    return {"rows": len(part), "numeric": numeric, "counts": counts, "labels": labels}
+
+
+def merge_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """The :func:`value_stats` of the whole split."""
+    numeric: Counter[str] = Counter()
+    counts: dict[str, Counter[str]] = {}
+    labels: Counter[str] = Counter()
+    for part in stats:
+        numeric.update(part["numeric"])
+        for name, values in part["counts"].items():
+            counts.setdefault(name, Counter()).update(values)
+        labels.update(part["labels"])
+    return {
+        "rows": sum(p["rows"] for p in stats),
+        "numeric": numeric,
+        "counts": counts,
+        "labels": labels,
+    }
+
+
+def whole_schema(meta: pd.DataFrame, columns: list[str], stats: dict[str, Any]) -> list[ColumnSpec]:
+    """:func:`tabml.schema.infer_schema` of the whole split, from its statistics: numeric
+    columns by their type, text columns from a column of their distinct values."""
+    import pandas as pd
+
+    from tabml.schema import infer_schema
+
+    schema = []
+    for name in columns:
+        if name in stats["numeric"]:
+            schema += infer_schema(meta[[name]])
+        else:
+            distinct = pd.Series(sorted(stats["counts"].get(name, {})), dtype=object)
+            schema += infer_schema(pd.DataFrame({name: distinct}))
+    return schema
+
+
+def row_ids(
+    schema: list[ColumnSpec], stats: dict[str, Any], fraction: float, keep: list[str]
+) -> list[tuple[str, int, int]]:
+    """The text columns that look like row ids, as :func:`tabml.features.row_id_columns`
+    decides on the whole split (distinct values beyond ``fraction`` of the present ones,
+    at least ``MIN_ID_VALUES`` present), except those in ``keep``."""
+    from tabml.features import MIN_ID_VALUES
+
+    found = []
+    for spec in schema:
+        if spec.kind != "categorical" or spec.name in keep:
+            continue
+        present = sum(stats["counts"].get(spec.name, {}).values())
+        distinct = len(spec.categories)
+        if present >= MIN_ID_VALUES and distinct > fraction * present:
+            found.append((spec.name, distinct, present))
+    return found
+
+
+def _check_inputs(columns: list[str], name: str, spec: Any) -> None:
+    """The pandas engine's refusals of the input columns, same messages."""
+    from tabml.schema import first_few
+
+    if not columns:
+        raise DataError(f"no input columns left besides the target {spec.target!r}")
+    for column in spec.keep_columns:
+        if column == spec.target:
+            raise DataError(
+                f"datasets.{name}.keep_columns lists the target column {column!r}: remove it "
+                "(the target is never an input)"
+            )
+        if column not in columns:
+            raise DataError(
+                f"datasets.{name}.keep_columns: {column!r} is not a column of the train split "
+                f"(columns: {first_few(map(repr, columns))}): fix the name or remove it"
+            )
+
+
+def _drop_row_ids(
+    schema: list[ColumnSpec], stats: dict[str, Any], name: str, spec: Any, fraction: float
+) -> list[ColumnSpec]:
+    from tabml.schema import first_few
+
+    found = row_ids(schema, stats, fraction, spec.keep_columns)
+    if not found:
+        return schema
+    dropped = [c[0] for c in found]
+    if len(dropped) == len(schema):
+        raise DataError(
+            f"every input column of dataset {name!r} looks like a row id "
+            f"({first_few(map(repr, dropped))}): list the ones to keep in "
+            f"datasets.{name}.keep_columns"
+        )
+    for column, distinct, present in found:
+        log.warning(
+            "column %r looks like a row id (%d distinct values in %d train rows): dropped from "
+            "the features; list it in datasets.%s.keep_columns to keep it, or in "
+            "datasets.%s.drop_columns to drop it without this warning",
+            column,
+            distinct,
+            present,
+            name,
+            name,
+        )
+    return [c for c in schema if c.name not in dropped]
+
+
+def _rows_with(part: pd.DataFrame, wanted: dict[str, list[str]]) -> pd.DataFrame:
+    """Worker: the first row of this partition holding each wanted value of each column."""
+    import pandas as pd
+
+    from tabml.schema import as_text
+
+    found = []
+    for name, values in wanted.items():
+        texts = as_text(part[name])
+        hits = texts[texts.isin(values)].drop_duplicates()
+        found.append(part.loc[hits.index])
+    return pd.concat(found) if found else part.iloc[:0]
+
+
+def fitting_rows(
+    client: Any, frame: Any, schema: list[ColumnSpec], rows: int, seed: int
+) -> pd.DataFrame:
+    """The rows the transformer is fitted on (see the module docstring), not validated."""
+    import dask
+    import pandas as pd
+
+    from tabml.schema import as_text
+
+    if rows <= FIT_ROWS:
+        return frame.compute().reset_index(drop=True)
+    sample = frame.sample(frac=FIT_ROWS / rows, random_state=seed).compute()
+    wanted = {}
+    for spec in schema:
+        if spec.kind == "categorical":
+            seen = set(as_text(sample[spec.name]).dropna())
+            missing = [c for c in spec.categories if c not in seen]
+            if missing:
+                wanted[spec.name] = missing
+    if not wanted:
+        return sample.reset_index(drop=True)
+    found = dask.compute(*[dask.delayed(_rows_with)(p, wanted) for p in frame.to_delayed()])
+    extra = pd.concat(found).reset_index(drop=True)
+    keep: set[int] = set()  # the first row per missing value, over the partitions in order
+    for name, values in wanted.items():
+        texts = as_text(extra[name])
+        keep.update(texts[texts.isin(values)].drop_duplicates().index)
+    picked = extra.loc[sorted(keep)]
+    log.info(
+        "fitting the transformer on %d sampled train rows and %d rows holding categories the "
+        "sample lacks",
+        len(sample),
+        len(picked),
+    )
+    return pd.concat([sample, picked], ignore_index=True)
+
+
+def transform_part(
+    part: pd.DataFrame,
+    schema: list[ColumnSpec],
+    transformer: Any,
+    names: list[str],
+    target: str,
+    positive: str,
+    strict: bool,
+    source: str,
+    out: str,
+) -> int:
+    """Worker: validate, transform and write one partition; its row count."""
+    import numpy as np
+    import pandas as pd
+
+    from tabml.schema import conform
+    from tabml.target import encode_target
+
+    try:
+        rows = conform(part, schema, strict_categories=strict)
+    except SchemaError as exc:
+        raise DataError(f"{source}: {exc}") from None
+    if len(rows):
+        features = np.asarray(transformer.transform(rows), dtype=np.float64)
+    else:
+        features = np.empty((0, len(names)), dtype=np.float64)
+    frame = pd.DataFrame(features, columns=names)
+    frame[target] = encode_target(part[target], positive).to_numpy()
+    frame.to_parquet(out, index=False)
+    return len(frame)
+
+
+def parts_md5(files: list[Path]) -> str:
+    """One md5 for a split's partitions: of the lines ``<name> <md5>`` in file order."""
+    import hashlib
+
+    from tabml.files import md5_file
+
+    lines = "".join(f"{f.name} {md5_file(f)}\n" for f in files)
+    return hashlib.md5(lines.encode(), usedforsecurity=False).hexdigest()
+
+
+def featurize(name: str, params: Params, layout: Layout) -> None:
+    """Featurize dataset ``name`` with the Dask engine (see the module docstring)."""
+    import dask
+    import pandas as pd
+
+    from tabml.daskengine.cluster import compute, dask_client
+    from tabml.features import (
+        DataInfo,
+        FeatureSpec,
+        build_transformer,
+        check_rows,
+        save_features,
+    )
+    from tabml.files import replace_dir
+    from tabml.schema import conform
+    from tabml.target import negative_class
+
+    spec = params.dataset(name)
+    date = spec.snapshot
+    files = {part: layout.interim_parts(name, part, date) for part in ("train", "test")}
+    for part, found in files.items():
+        if not found:
+            raise DataError(
+                f"{layout.interim_dir(name)} holds no {part} partitions: run split first "
+                "(dvc repro)"
+            )
+    with dask_client(params.dask) as client:
+        train = parts_frame(files["train"])
+        if spec.target not in train.columns:
+            raise DataError(f"train split of {name!r} has no target column {spec.target!r}")
+        drop = {spec.target, *spec.drop_columns}
+        columns = [c for c in train.columns if c not in drop]
+        _check_inputs(columns, name, spec)
+        stats = merge_stats(
+            compute(
+                client,
+                [dask.delayed(value_stats)(p, columns, spec.target) for p in train.to_delayed()],
+                f"scan the train split of {name}",
+                rows=lambda s: s["rows"],
+            )
+        )
+        schema = whole_schema(train._meta, columns, stats)
+        empty = [
+            c.name
+            for c in schema
+            if (c.kind == "numeric" and not stats["numeric"].get(c.name))
+            or (c.kind == "categorical" and not c.categories)
+        ]
+        if empty:
+            raise DataError(
+                f"column {empty[0]!r} is empty in the train split: add it to drop_columns"
+            )
+        schema = _drop_row_ids(schema, stats, name, spec, params.featurize.max_unique_fraction)
+        fitted = conform(
+            fitting_rows(client, train, schema, stats["rows"], params.split.seed), schema
+        )
+        transformer = build_transformer(schema, params.featurize, dense=True)
+        transformer.fit(fitted)
+        names = [str(n) for n in transformer.get_feature_names_out()]
+        labels = pd.Series(sorted(stats["labels"]), dtype=object)
+        features = FeatureSpec(
+            dataset=name,
+            columns=schema,
+            feature_names=names,
+            target=spec.target,
+            classes=(negative_class(labels, spec.positive_class), spec.positive_class),
+            data=DataInfo(
+                snapshot=date,
+                train_file=str(layout.interim_dir(name).relative_to(layout.root)),
+                train_md5=parts_md5(files["train"]),
+                train_rows=stats["rows"],
+            ),
+            check_rows=check_rows(fitted, schema),
+        )
+        shared = client.scatter(transformer, broadcast=True)
+        rows: dict[str, int] = {}
+
+        def write(tmp: Path) -> None:
+            for part in ("train", "test"):
+                frame = train if part == "train" else parts_frame(files[part])
+                tasks = [
+                    dask.delayed(transform_part)(
+                        p,
+                        schema,
+                        shared,
+                        names,
+                        spec.target,
+                        spec.positive_class,
+                        part == "train",
+                        str(files[part][i]),
+                        str(tmp.resolve() / layout.processed_part(name, part, i, date).name),
+                    )
+                    for i, p in enumerate(frame.to_delayed())
+                ]
+                rows[part] = sum(
+                    compute(client, tasks, f"featurize the {part} split of {name}", rows=int)
+                )
+            save_features(layout, tmp, features, transformer)
+
+        replace_dir(layout.processed_dir(name), write)
+    log.info(
+        "wrote %s: %d features from %d input columns (train %d rows, test %d rows, %d + %d "
+        "partitions)",
+        layout.processed_dir(name),
+        len(names),
+        len(schema),
+        rows["train"],
+        rows["test"],
+        len(files["train"]),
+        len(files["test"]),
+    )

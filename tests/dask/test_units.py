@@ -1,0 +1,167 @@
+"""The Dask engine's pure parts, without a cluster: how a file is cut into blocks, how a
+block's line numbers become the file's, how the whole-file schema and types are gathered
+from partitions, the random forest it stands in with, and that pandas datasets never
+import any of it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stages.ingest import check_raw
+from tabml.daskengine import featurize, ingest, split, train
+from tabml.errors import DataError
+from tabml.params import DatasetParams, RFParams
+from tabml.schema import infer_schema
+from tests.dask import synth
+from tests.helpers import REPO
+
+
+def test_blocks_end_at_line_ends_outside_quotes(tmp_path: Path) -> None:
+    text = 'a,b\n1,"x\ny"\n' + "".join(f'{i},"q""{i}\n"\n' for i in range(200)) + "9,z"
+    path = tmp_path / "f.csv"
+    path.write_bytes(text.encode())
+    parts = list(ingest.blocks(path, 16))
+    assert b"".join(parts) == text.encode()
+    assert len(parts) > 10
+    for part in parts[:-1]:
+        assert part.endswith(b"\n") and part.count(b'"') % 2 == 0  # never inside a quote
+
+
+def test_a_blocks_line_numbers_become_the_files() -> None:
+    message = "source x.csv: line 5 has 3 fields, the header has 4 (header line 1)"
+    assert ingest.file_lines(message, 100) == (
+        "source x.csv: line 104 has 3 fields, the header has 4 (header line 1)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("labels", "rows", "reason"),
+    [
+        ([], 0, "is empty (no rows)"),
+        ([], 10, "has fewer than two classes (all values missing)"),
+        (["no"], 10, "has fewer than two classes (only 'no')"),
+        (["a", "b", "c"], 10, "has 3 classes"),
+        (["no", "maybe"], 10, "positive_class 'yes' is not a value"),
+    ],
+)
+def test_the_stages_check_judges_the_summary_as_the_whole_source(
+    labels: list[str], rows: int, reason: str
+) -> None:
+    spec = DatasetParams(source="s.csv", target="bought", positive_class="yes", snapshot="20250101")
+    summary = ingest.summary_frame(["x", "bought"], labels, rows, "bought")
+    with pytest.raises(DataError, match=r".*") as caught:
+        check_raw(summary, spec, "tiny")
+    assert reason in str(caught.value)
+    whole = pd.DataFrame({"x": range(rows), "bought": (labels * rows)[:rows] or [None] * rows})
+    with pytest.raises(DataError) as same:
+        check_raw(whole, spec, "tiny")
+    assert str(same.value) == str(caught.value)
+
+
+def test_column_types_come_from_the_whole_column() -> None:
+    """A column of numbers in one partition and text in another is text; integers with a
+    missing value are floats; True/False in any case pandas reads are booleans."""
+    parts = [
+        pd.DataFrame(
+            {
+                "n": ["1", "2"],
+                "f": ["1", " "],
+                "t": ["3", "4"],
+                "b": ["True", "false"],
+                "y": ["a", "b"],
+            }
+        ),
+        pd.DataFrame(
+            {
+                "n": ["3", "4"],
+                "f": ["2.5", "7"],
+                "t": ["x", "5"],
+                "b": ["TRUE", None],
+                "y": ["a", "a"],
+            }
+        ),
+    ]
+    types = split.column_types([split.column_stats(p, "y") for p in parts])
+    assert types == {"n": "int64", "f": "float64", "t": "object", "b": "bool", "y": "object"}
+    typed = split.typed(parts[1], types)
+    assert typed["f"].tolist() == [2.5, 7.0] and typed["t"].tolist() == ["x", "5"]
+    assert typed["b"].tolist() == [True, None]
+    assert split.typed(parts[0], types)["f"].isna().tolist() == [False, True]  # blank: missing
+
+
+def test_the_split_side_of_a_row_depends_on_its_values_only() -> None:
+    rows = synth.frame(4000, 0).astype(str)
+    side = split.test_side(rows, 0.25, 42)
+    assert 0.22 < side.mean() < 0.28
+    shuffled = rows.iloc[::-1]
+    assert (split.test_side(shuffled, 0.25, 42) == side[::-1]).all()  # order, partitioning
+    assert (split.test_side(rows, 0.25, 7) != side).any()  # the seed matters
+
+
+def test_the_schema_from_partition_statistics_is_infer_schemas_on_the_whole_split() -> None:
+    whole = synth.frame(3000, 3)
+    whole["member"] = whole["member"].astype(object)
+    whole.loc[::7, "member"] = None
+    columns = [c for c in whole.columns if c != synth.TARGET]
+    parts = [whole.iloc[i::4] for i in range(4)]
+    stats = featurize.merge_stats([featurize.value_stats(p, columns, synth.TARGET) for p in parts])
+    schema = featurize.whole_schema(whole.iloc[:0], columns, stats)
+    assert schema == infer_schema(whole[columns])
+    assert stats["rows"] == len(whole)
+
+
+def test_row_ids_are_judged_on_the_whole_split() -> None:
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(100)], "c": ["a", "b"] * 50})
+    stats = featurize.merge_stats(
+        [featurize.value_stats(p, ["id", "c"], "c") for p in (frame.iloc[:50], frame.iloc[50:])]
+    )
+    schema = featurize.whole_schema(frame.iloc[:0], ["id", "c"], stats)
+    assert featurize.row_ids(schema, stats, 0.9, []) == [("id", 100, 100)]
+    assert featurize.row_ids(schema, stats, 0.9, ["id"]) == []
+
+
+def test_the_random_forest_settings() -> None:
+    params = RFParams(n_estimators=300, max_depth=None, min_samples_leaf=4, class_weight="balanced")
+    settings = train.rf_settings(params, n_features=100, prior=0.2, n_pos=200, n_neg=800)
+    assert settings["n_estimators"] == 300 and settings["subsample"] == 0.632
+    assert settings["max_depth"] == 0 and settings["grow_policy"] == "lossguide"
+    assert settings["colsample_bynode"] == pytest.approx(0.1)
+    assert settings["min_child_weight"] == pytest.approx(4 * 0.2 * 0.8)
+    assert settings["scale_pos_weight"] == 4.0
+
+
+def test_a_pandas_dataset_never_imports_dask(tmp_path: Path) -> None:
+    """The engine's modules load inside the `engine == "dask"` branches only."""
+    source = synth.write(tmp_path / "data" / "external" / "tiny" / "tiny.csv", 200)
+    params = {
+        "datasets": {
+            "tiny": {
+                "source": str(source.relative_to(tmp_path)),
+                "target": synth.TARGET,
+                "positive_class": synth.POSITIVE,
+                "snapshot": "20250101",
+            }
+        },
+        "train": {"algos": ["lr"], "model_version": 1},
+    }
+    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    code = f"""
+import json, sys
+from stages import ingest, split
+root, params = {str(tmp_path)!r}, {str(tmp_path / "params.yaml")!r}
+args = ["--root", root, "--params", params, "--dataset", "tiny"]
+assert ingest.main(args) == 0 and split.main(args) == 0
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed")
+                        or m.startswith("tabml.daskengine"))))
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.splitlines()[-1]) == []
