@@ -263,7 +263,7 @@ class EvaluateParams(_Section):
     importance_repeats: Annotated[int, Field(ge=1, le=1000)] = 5
     # Permutation importance is computed on a stratified sample of this many test rows
     # (all rows when the test split is smaller): its cost no longer grows with the data.
-    importance_rows: Annotated[int, Field(ge=10, le=10**8)] = 5000
+    importance_rows: Annotated[int, Field(ge=10, le=10**8)] = 2000
     # Threads for scoring (fixed chunks of rows) and permutation importance: the numbers are
     # the same for any value.
     n_jobs: Jobs = 2

@@ -31,6 +31,7 @@ from tests.helpers import (
     dvc,
     free_ports,
     ran_stages,
+    standalone_predictions,
     without_coverage,
 )
 from tests.naming import naming_violations
@@ -176,14 +177,15 @@ def test_repro_runs_the_dask_stages_and_writes_partitions(repo: Path) -> None:
     layout = Layout(repo)
     raw = layout.raw(DASK, SNAPSHOT)
     assert raw.read_bytes() == (repo / "data" / "external" / DASK / f"{DASK}.csv").read_bytes()
-    for part in ("train", "test"):
+    train, test = split_rows(repo, "train"), split_rows(repo, "test")
+    for part, rows in (("train", train), ("test", test)):
         interim = layout.interim_parts(DASK, part, SNAPSHOT)
         processed = layout.processed_parts(DASK, part, SNAPSHOT)
-        assert len(interim) == len(processed) >= 3  # 64KiB blocks of a 250 kB file
-        assert [p.name.replace("processed", "interim") for p in processed] == [
-            p.name for p in interim
-        ]
-    train, test = split_rows(repo, "train"), split_rows(repo, "test")
+        assert len(interim) >= 3  # 64KiB blocks of a 250 kB file
+        assert len(processed) >= len(interim)  # at most featurize.PART_ROWS rows each
+        features = pd.concat([pd.read_parquet(p) for p in processed], ignore_index=True)
+        labels = (rows[synth.TARGET] == synth.POSITIVE).astype("int64")
+        assert features[synth.TARGET].tolist() == labels.tolist()  # the interim row order
     assert len(train) + len(test) == ROWS
     assert 0.2 < len(test) / ROWS < 0.3  # split.test_size 0.25, up to sampling noise
     # typed from the whole column: numbers, booleans, text with blank cells missing
@@ -243,6 +245,22 @@ def test_the_model_file_is_the_usual_standalone_artifact(repo: Path) -> None:
         assert isinstance(model.pipeline, Pipeline) and type(model.estimator) is kind
         assert model.card.params["dataset"]["engine"] == "dask"
         assert model.card.params["dask"]["estimator"].startswith(("xgboost.dask", "sklearn"))
+
+
+def test_every_dask_model_file_loads_without_this_repository(repo: Path, tmp_path: Path) -> None:
+    """joblib alone (no tabml importable) loads it, and it predicts what read_model's does."""
+    layout = Layout(repo)
+    rows = tmp_path / "rows.csv"
+    split_rows(repo, "test").head(50).to_csv(rows, index=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for algo in ALGOS:
+        got = standalone_predictions(
+            layout.model(algo, DASK, 1), layout.card(algo, DASK, 1), rows, empty
+        )
+        assert got["type"] == "sklearn.pipeline.Pipeline" and got["ours_loaded"] == []
+        expected = load(repo, algo, DASK).predict_proba(pd.read_csv(rows))
+        np.testing.assert_allclose(got["proba"], expected, rtol=1e-12)
 
 
 def test_a_dask_model_is_served_by_the_unchanged_api(repo: Path) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -165,3 +166,79 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "d
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.splitlines()[-1]) == []
+
+
+def test_the_text_rule_on_distinct_values_is_as_texts() -> None:
+    from tabml.daskengine.frames import blank_masked, text_counts, text_series
+    from tabml.schema import as_text
+
+    column = pd.Series(["a", " ", "", None, 1.0, 2, 2.5, True, "a", "1", float("nan")] * 3)
+    expected = as_text(column)
+    pd.testing.assert_series_equal(text_series(column), expected)
+    assert text_counts(column) == expected.value_counts().to_dict()
+    assert blank_masked(column).isna().sum() == 12  # None, NaN and the two blank cells
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["a", " ", "", None, "1", "1.0", "a", float("nan")],  # text, as read from a CSV
+        [True, False, None, True],  # booleans with a missing value
+        [1.0, 2.5, float("nan"), 3.0],  # numbers
+    ],
+)
+def test_the_text_rule_per_distinct_value_on_one_kind_columns(values: list) -> None:
+    from tabml.daskengine.frames import text_counts, text_series
+    from tabml.schema import as_text
+
+    column = pd.Series(values * 50, dtype=object)
+    pd.testing.assert_series_equal(text_series(column), as_text(column))
+    assert text_counts(column) == as_text(column).value_counts().to_dict()
+
+
+def test_processed_partitions_hold_at_most_part_rows_in_row_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tabml.features import build_transformer
+    from tabml.params import FeaturizeParams
+    from tabml.schema import conform
+    from tabml.target import encode_target
+
+    monkeypatch.setattr(featurize, "PART_ROWS", 40)
+    part = synth.frame(130, 4)
+    inputs = part.drop(columns=[synth.TARGET])
+    schema = infer_schema(inputs)
+    transformer = build_transformer(schema, FeaturizeParams(), dense=True).fit(
+        conform(inputs, schema)
+    )
+    names = [str(n) for n in transformer.get_feature_names_out()]
+    outs = [str(tmp_path / f"p{k}.parquet") for k in range(featurize.chunks(len(part)))]
+    assert len(outs) == 4
+    rows = featurize.transform_part(
+        part, schema, transformer, names, synth.TARGET, synth.POSITIVE, True, "x", outs
+    )
+    assert rows == 130
+    written = [pd.read_parquet(out) for out in outs]
+    assert [len(w) for w in written] == [40, 40, 40, 10]
+    whole = pd.concat(written, ignore_index=True)
+    expected = transformer.transform(conform(inputs, schema)).astype("float32")
+    np.testing.assert_array_equal(whole[names].to_numpy(), expected)
+    assert (whole[synth.TARGET] == encode_target(part[synth.TARGET], synth.POSITIVE)).all()
+
+
+def test_split_reads_blocks_that_keep_quoted_line_breaks_in_their_rows(tmp_path: Path) -> None:
+    from tabml.csvfile import CsvOptions
+
+    rows = pd.DataFrame(
+        {"note": [f"line one\nline two {i}" if i % 3 else f"plain {i}" for i in range(300)]}
+    )
+    rows["n"] = range(300)
+    path = tmp_path / "raw.csv"
+    rows.to_csv(path, index=False)
+    kwargs = CsvOptions().read_kwargs()
+    spans = split.block_spans(path, 200)
+    assert len(spans) > 10
+    header = split.header_line(path)
+    parts = [split.read_text(path, start, length, header, kwargs) for start, length in spans]
+    whole = pd.concat(parts, ignore_index=True)
+    pd.testing.assert_frame_equal(whole, pd.read_csv(path, dtype=object))

@@ -89,9 +89,7 @@ def test_a_change_to_one_dataset_reruns_only_its_own_stages(small_repo: Path) ->
     try:
         # a new local file of credit: only credit's ingest (churn has its own folder)
         (small_repo / "data" / "external" / "credit" / "notes.txt").write_text("x\n")
-        assert set(json.loads(dvc("status", "--json", cwd=small_repo).stdout)) == {
-            "ingest@credit"
-        }
+        assert set(json.loads(dvc("status", "--json", cwd=small_repo).stdout)) == {"ingest@credit"}
         # a churn setting: churn's stages and the report over every dataset, no credit stage
         params = yaml.safe_load((small_repo / "params.yaml").read_text())
         params["datasets"]["churn"]["drop_columns"] = ["tenure"]

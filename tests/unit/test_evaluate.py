@@ -498,8 +498,7 @@ def test_importance_is_the_same_on_any_number_of_threads(trained_project, algo):
     params = revalidated(PARAMS, importance_rows=200, importance_repeats=3)
 
     one, three = (
-        evaluation.importance(model, rows, y, revalidated(params, n_jobs=jobs))
-        for jobs in (1, 3)
+        evaluation.importance(model, rows, y, revalidated(params, n_jobs=jobs)) for jobs in (1, 3)
     )
 
     pd.testing.assert_frame_equal(one, three)

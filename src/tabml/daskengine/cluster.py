@@ -218,12 +218,37 @@ class Progress:
         self.every = every
         self.started = time.monotonic()
         self.last = self.started
+        self.said: tuple[str, tuple[Any, ...]] | None = None  # the last line, not repeated
 
     def __call__(self, message: str, *args: Any, final: bool = False) -> None:
         now = time.monotonic()
-        if final or now - self.last >= self.every:
-            self.last = now
+        said = (message, args)
+        if (final and said != self.said) or now - self.last >= self.every:
+            self.last, self.said = now, said
             log.info(message + " (%.1f s)", *args, now - self.started)
+
+
+@contextlib.contextmanager
+def heartbeat(message: str, every: float = 30.0) -> Iterator[None]:
+    """Log ``message`` with the seconds so far every ``every`` seconds while the block runs:
+    a long call that reports nothing itself (one XGBoost round of a whole forest) still
+    shows it is alive."""
+    import threading
+
+    started = time.monotonic()
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(every):
+            log.info("%s: %.0f s so far", message, time.monotonic() - started)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def compute(

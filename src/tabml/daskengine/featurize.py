@@ -4,8 +4,9 @@ partition.
 Writes to ``data/processed/<ds>/`` what the pandas engine writes there besides its ``.npz``
 data: the fitted transformer and its :class:`tabml.features.FeatureSpec`
 (:func:`tabml.features.save_features`), and the processed rows as Parquet partitions
-``<ds>-<train|test>-<NNNNN>_processed_<date>.parquet`` (one per interim partition: the
-feature columns, then the target encoded 1 for the positive class).
+``<ds>-<train|test>-<NNNNN>_processed_<date>.parquet`` (at most :data:`PART_ROWS` rows
+each, in the order of the interim rows: the feature columns as float32, which XGBoost
+computes in anyway, then the target encoded 1 for the positive class).
 
 - Schema, from the WHOLE train split: one pass gathers each column's present values and,
   for text columns, the count of each distinct value (:func:`tabml.schema.text` rule);
@@ -18,7 +19,7 @@ feature columns, then the target encoded 1 for the positive class).
   category the sample lacks, the first train row holding it. So every category of the
   full split is known to the encoder; which categories count as rare
   (``min_category_frequency``, ``max_categories``) is judged on the sample, where a
-  category missing from a 200,000-row sample is rare in the whole split too.
+  category missing from a 100,000-row sample is rare in the whole split too.
 - Apply: every partition is validated by :func:`tabml.schema.conform` (train: categories
   seen; test: unseen categories allowed, as the pandas engine), transformed and written by
   the worker holding it. A validation error names the partition file and its row.
@@ -44,7 +45,11 @@ log = logging.getLogger("tabml.daskengine.featurize")
 
 # Rows the transformer is fitted on at most (plus one per category the sample lacks):
 # medians, scales and category counts settle long before; fitting costs seconds.
-FIT_ROWS = 200_000
+FIT_ROWS = 100_000
+# Rows per processed partition at most: features are dense (one-hot columns included), and
+# a worker holds a partition, and the estimator's copies of it, in memory (100,000 rows of
+# 250 float32 features: 100 MB).
+PART_ROWS = 100_000
 
 
 def read_part(path: str) -> pd.DataFrame:
@@ -67,7 +72,7 @@ def parts_frame(files: list[Path]) -> Any:
 def value_stats(part: pd.DataFrame, columns: list[str], target: str) -> dict[str, Any]:
     """Worker: rows; per numeric column its present values; per text column the count of
     each value (text rule: blanks missing, numbers as their shortest text); target labels."""
-    from tabml.schema import as_text
+    from tabml.daskengine.frames import text_counts
 
     numeric, counts = {}, {}
     for name in columns:
@@ -75,8 +80,8 @@ def value_stats(part: pd.DataFrame, columns: list[str], target: str) -> dict[str
         if column.dtype.kind in "iuf":
             numeric[name] = int(column.notna().sum())
         else:
-            counts[name] = as_text(column).value_counts().to_dict()
-    labels = as_text(part[target]).value_counts().to_dict()
+            counts[name] = text_counts(column)
+    labels = text_counts(part[target])
     return {"rows": len(part), "numeric": numeric, "counts": counts, "labels": labels}
 
 
@@ -186,11 +191,11 @@ def _rows_with(part: pd.DataFrame, wanted: dict[str, list[str]]) -> pd.DataFrame
     """Worker: the first row of this partition holding each wanted value of each column."""
     import pandas as pd
 
-    from tabml.schema import as_text
+    from tabml.daskengine.frames import text_series
 
     found = []
     for name, values in wanted.items():
-        texts = as_text(part[name])
+        texts = text_series(part[name])
         hits = texts[texts.isin(values)].drop_duplicates()
         found.append(part.loc[hits.index])
     return pd.concat(found) if found else part.iloc[:0]
@@ -203,7 +208,7 @@ def fitting_rows(
     import dask
     import pandas as pd
 
-    from tabml.schema import as_text
+    from tabml.daskengine.frames import text_counts, text_series
 
     if rows <= FIT_ROWS:
         return frame.compute().reset_index(drop=True)
@@ -211,7 +216,7 @@ def fitting_rows(
     wanted = {}
     for spec in schema:
         if spec.kind == "categorical":
-            seen = set(as_text(sample[spec.name]).dropna())
+            seen = set(text_counts(sample[spec.name]))
             missing = [c for c in spec.categories if c not in seen]
             if missing:
                 wanted[spec.name] = missing
@@ -221,7 +226,7 @@ def fitting_rows(
     extra = pd.concat(found).reset_index(drop=True)
     keep: set[int] = set()  # the first row per missing value, over the partitions in order
     for name, values in wanted.items():
-        texts = as_text(extra[name])
+        texts = text_series(extra[name])
         keep.update(texts[texts.isin(values)].drop_duplicates().index)
     picked = extra.loc[sorted(keep)]
     log.info(
@@ -233,6 +238,11 @@ def fitting_rows(
     return pd.concat([sample, picked], ignore_index=True)
 
 
+def chunks(rows: int) -> int:
+    """How many processed partitions an interim partition of ``rows`` rows makes."""
+    return max(1, -(-rows // PART_ROWS))
+
+
 def transform_part(
     part: pd.DataFrame,
     schema: list[ColumnSpec],
@@ -242,9 +252,10 @@ def transform_part(
     positive: str,
     strict: bool,
     source: str,
-    out: str,
+    outs: list[str],
 ) -> int:
-    """Worker: validate, transform and write one partition; its row count."""
+    """Worker: validate one partition, then transform and write it :data:`PART_ROWS` rows
+    at a time, one file of ``outs`` each (:func:`chunks`); its row count."""
     import numpy as np
     import pandas as pd
 
@@ -255,14 +266,16 @@ def transform_part(
         rows = conform(part, schema, strict_categories=strict)
     except SchemaError as exc:
         raise DataError(f"{source}: {exc}") from None
-    if len(rows):
-        features = np.asarray(transformer.transform(rows), dtype=np.float64)
-    else:
-        features = np.empty((0, len(names)), dtype=np.float64)
-    frame = pd.DataFrame(features, columns=names)
-    frame[target] = encode_target(part[target], positive).to_numpy()
-    frame.to_parquet(out, index=False)
-    return len(frame)
+    labels = encode_target(part[target], positive).to_numpy()
+    for k, out in enumerate(outs):
+        chunk = rows.iloc[k * PART_ROWS : (k + 1) * PART_ROWS]
+        features = np.empty((0, len(names)), dtype=np.float32)
+        if len(chunk):
+            features = np.asarray(transformer.transform(chunk), dtype=np.float32)
+        frame = pd.DataFrame(features, columns=names)
+        frame[target] = labels[k * PART_ROWS : (k + 1) * PART_ROWS]
+        frame.to_parquet(out, index=False)
+    return len(rows)
 
 
 def parts_md5(files: list[Path]) -> str:
@@ -279,6 +292,7 @@ def featurize(name: str, params: Params, layout: Layout) -> None:
     """Featurize dataset ``name`` with the Dask engine (see the module docstring)."""
     import dask
     import pandas as pd
+    import pyarrow.parquet as pq
 
     from tabml.daskengine.cluster import compute, dask_client
     from tabml.features import (
@@ -355,8 +369,15 @@ def featurize(name: str, params: Params, layout: Layout) -> None:
         def write(tmp: Path) -> None:
             for part in ("train", "test"):
                 frame = train if part == "train" else parts_frame(files[part])
-                tasks = [
-                    dask.delayed(transform_part)(
+                tasks, first = [], 0
+                for i, p in enumerate(frame.to_delayed()):
+                    n = chunks(pq.ParquetFile(files[part][i]).metadata.num_rows)
+                    outs = [
+                        str(tmp.resolve() / layout.processed_part(name, part, k, date).name)
+                        for k in range(first, first + n)
+                    ]
+                    first += n
+                    task = dask.delayed(transform_part)(
                         p,
                         schema,
                         shared,
@@ -365,10 +386,9 @@ def featurize(name: str, params: Params, layout: Layout) -> None:
                         spec.positive_class,
                         part == "train",
                         str(files[part][i]),
-                        str(tmp.resolve() / layout.processed_part(name, part, i, date).name),
+                        outs,
                     )
-                    for i, p in enumerate(frame.to_delayed())
-                ]
+                    tasks.append(task)
                 rows[part] = sum(
                     compute(client, tasks, f"featurize the {part} split of {name}", rows=int)
                 )
@@ -376,7 +396,7 @@ def featurize(name: str, params: Params, layout: Layout) -> None:
 
         replace_dir(layout.processed_dir(name), write)
     log.info(
-        "wrote %s: %d features from %d input columns (train %d rows, test %d rows, %d + %d "
+        "wrote %s: %d features from %d input columns (train %d rows, test %d rows, from %d + %d "
         "partitions)",
         layout.processed_dir(name),
         len(names),

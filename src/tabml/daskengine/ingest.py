@@ -91,7 +91,7 @@ def check_block(
 ) -> dict[str, Any]:
     """Worker: read one block (the header line in front) by the CSV rules; its summary."""
     from tabml.csvfile import load_csv
-    from tabml.schema import as_text
+    from tabml.daskengine.frames import text_counts
 
     if index and not block.strip():
         return {"rows": 0, "labels": [], "columns": None, "sample": None}
@@ -99,7 +99,7 @@ def check_block(
         frame = load_csv(block if index == 0 else header + block, options, what)
     except DataError as exc:
         raise DataError(file_lines(str(exc), lines_before) if index else str(exc)) from None
-    labels = as_text(frame[target]).dropna().unique().tolist() if target in frame.columns else []
+    labels = list(text_counts(frame[target])) if target in frame.columns else []
     return {
         "rows": len(frame),
         "labels": labels,
@@ -160,8 +160,9 @@ def check_blocks(
     for i, block in enumerate(blocks(path, size)):
         if errors:
             break
+        data = client.scatter(block)  # straight to a worker, not inside the task graph
         future = client.submit(
-            check_block, block, header, i, lines, options, what, target, pure=False
+            check_block, data, header, i, lines, options, what, target, pure=False
         )
         index[id(future)] = i
         running.add(future)

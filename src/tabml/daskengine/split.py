@@ -4,9 +4,10 @@ Writes ``data/interim/<ds>/<ds>-train-<NNNNN>_interim_<date>.parquet`` and ``...
 one pair per partition of the raw CSV (``dask.blocksize`` bytes each), the raw rows
 unchanged but typed, so featurize and evaluate read values, not text.
 
-- Types: the raw CSV is read as text with the dataset's options
-  (``dask.dataframe.read_csv``, all columns ``object``; ``na_values`` and pandas' own
-  markers missing), blank cells are missing, and a column is numeric when every present
+- Types: the raw CSV is read as text with the dataset's options, in blocks cut at line
+  ends outside quotes (a quoted line break stays in its row, unlike
+  ``dask.dataframe.read_csv``'s cuts), all columns ``object`` (``na_values`` and pandas'
+  own markers missing); blank cells are missing, and a column is numeric when every present
   value of the WHOLE column is a number (int64 when all are integers and none is missing),
   boolean when every one is ``True``/``False`` (any case pandas reads), else text: the
   types pandas and :func:`tabml.csvfile.read_dataset` give the whole file. One pass
@@ -21,6 +22,7 @@ unchanged but typed, so featurize and evaluate read values, not text.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tabml.errors import DataError
@@ -34,33 +36,29 @@ if TYPE_CHECKING:
 log = logging.getLogger("tabml.daskengine.split")
 
 
-def _present(column: pd.Series) -> pd.Series:
-    """The column's present values: not missing, not blank (the CSV reading rule)."""
-    values = column.dropna()
-    blank = values.astype(str).str.strip() == ""
-    return values[~blank.to_numpy()]
-
-
 def column_stats(part: pd.DataFrame, target: str) -> dict[str, Any]:
     """Worker: per column of one text partition (present values, numbers among them,
     whether they are all integers, booleans among them), the target's label counts and
-    the row count."""
+    the row count. Each distinct value is judged once (:mod:`.frames`)."""
+    import numpy as np
     import pandas as pd
 
     from tabml.csvfile import BOOLEANS
-    from tabml.schema import as_text
+    from tabml.daskengine.frames import text_counts
 
     columns = {}
     for name in part.columns:
-        values = _present(part[name])
-        numbers = pd.to_numeric(values, errors="coerce")
+        counts = part[name].value_counts(dropna=True)
+        blank = np.array([isinstance(v, str) and not v.strip() for v in counts.index], bool)
+        counts = counts[~blank]
+        numbers = pd.to_numeric(pd.Series(counts.index, dtype=object), errors="coerce")
         columns[name] = (
-            len(values),
-            int(numbers.notna().sum()),
-            numbers.dtype.kind in "iu" or not len(values),
-            int(values.isin(list(BOOLEANS)).sum()),
+            int(counts.sum()),
+            int(counts[numbers.notna().to_numpy()].sum()),
+            numbers.dtype.kind in "iu" or not len(counts),
+            int(counts[np.isin(counts.index.to_numpy(), list(BOOLEANS))].sum()),
         )
-    labels = as_text(part[target]).value_counts().to_dict() if target in part.columns else {}
+    labels = text_counts(part[target]) if target in part.columns else {}
     return {"rows": len(part), "columns": columns, "labels": labels}
 
 
@@ -92,10 +90,11 @@ def typed(part: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
     import pandas as pd
 
     from tabml.csvfile import BOOLEANS
+    from tabml.daskengine.frames import blank_masked
 
     out = {}
     for name, dtype in types.items():
-        column = part[name].where(part[name].index.isin(_present(part[name]).index))
+        column = blank_masked(part[name])
         if dtype in ("int64", "float64"):
             out[name] = pd.to_numeric(column).astype(dtype)
         elif dtype == "bool":
@@ -141,9 +140,9 @@ def _split_part(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from tabml.schema import as_text
+    from tabml.daskengine.frames import text_series
 
-    labels = as_text(part[target])
+    labels = text_series(part[target])
     kept = labels.notna().to_numpy()
     rows, labels = part[kept], labels[kept]
     test = test_side(rows, test_size, seed)
@@ -155,6 +154,40 @@ def _split_part(
         pq.write_table(table, path)
         counts[side] = labels[mask].value_counts().to_dict()
     return {"dropped": int((~kept).sum()), **counts}
+
+
+def header_line(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.readline()
+
+
+def block_spans(path: Path, size: int) -> list[tuple[int, int]]:
+    """(start, length) of each block of the file (:func:`.ingest.blocks`: about ``size``
+    bytes, cut at a line end outside quotes, so a quoted line break stays in its row)."""
+    from tabml.daskengine.ingest import blocks
+
+    spans, start = [], 0
+    for block in blocks(path, size):
+        spans.append((start, len(block)))
+        start += len(block)
+    return spans
+
+
+def read_text(path: str | Path, start: int, length: int, header: bytes, kwargs: dict) -> Any:
+    """Worker: one block of the raw CSV as text columns (``object``), the dataset's reading
+    options applied (its ``na_values`` and pandas' markers missing); ``length`` 0: the
+    header alone. The first block holds the header; the others get ``header`` in front."""
+    import io
+
+    import pandas as pd
+
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.readline() if length == 0 else handle.read(length)
+    if start:
+        data = header + data
+    options = {k: v for k, v in kwargs.items() if k != "low_memory"}
+    return pd.read_csv(io.BytesIO(data), dtype=object, **options)
 
 
 def _add(counts: list[dict[str, int]]) -> dict[str, int]:
@@ -172,7 +205,6 @@ def _rows_of(result: dict[str, Any]) -> int:
 def split(name: str, params: Params, layout: Layout) -> None:
     """Split dataset ``name`` with the Dask engine (see the module docstring)."""
     import math
-    from pathlib import Path
 
     import dask
     import dask.dataframe as dd
@@ -188,14 +220,22 @@ def split(name: str, params: Params, layout: Layout) -> None:
     blocksize = size_bytes(params.dask.blocksize, "blocksize")
     with dask_client(params.dask) as client:
         kwargs = CsvOptions.of(spec).read_kwargs()
-        kwargs.pop("low_memory", None)
-        text = dd.read_csv(str(raw.resolve()), dtype=object, blocksize=blocksize, **kwargs)
-        if spec.target not in text.columns:
+        header = read_text(raw, 0, 0, b"", kwargs)  # the columns, from the header line
+        if spec.target not in header.columns:
             raise DataError(
                 f"target column {spec.target!r} not in data "
-                f"(columns: {', '.join(map(str, text.columns))})"
+                f"(columns: {', '.join(map(str, header.columns))})"
             )
-        parts = text.to_delayed()
+        path, line = str(raw.resolve()), header_line(raw)
+        meta = header.astype(object)
+        parts = dd.from_delayed(
+            [
+                dask.delayed(read_text)(path, start, length, line, kwargs)
+                for start, length in block_spans(raw, blocksize)
+            ],
+            meta=meta,
+            verify_meta=False,
+        ).to_delayed()
         stats = compute(
             client,
             [dask.delayed(column_stats)(p, spec.target) for p in parts],

@@ -209,10 +209,12 @@ def fit_rf(client: Any, frame: Any, names: list[str], target: str, settings: dic
     from xgboost import XGBRFClassifier
     from xgboost.dask import DaskXGBRFClassifier
 
+    from tabml.daskengine.cluster import heartbeat
+
     model = DaskXGBRFClassifier(**settings)
     model.client = client
     log.info("growing %d trees on the workers", settings["n_estimators"])
-    with xgboost.config_context(verbosity=1):
+    with xgboost.config_context(verbosity=1), heartbeat("growing the forest"):
         model.fit(frame[names], frame[target])
     return local_model(model, XGBRFClassifier(**settings))
 
