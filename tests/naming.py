@@ -26,7 +26,9 @@ _PART = r"(?:-(?P<part>[a-z0-9]+))?"
 # A data part may carry a partition number: <dataset>-train-00000_interim_<date>.parquet.
 _DATA_PART = r"(?:-(?P<part>[a-z0-9]+)(?:-(?P<partition>[0-9]{5}))?)?"
 DATA_NAME_RE = re.compile(
-    rf"^(?P<dataset>{NAME_PATTERN}){_DATA_PART}_(?P<phase>raw|interim|processed)"
+    # raw snapshots stay CSV (the lookahead): Parquet and npz are for interim/processed data
+    rf"^(?P<dataset>{NAME_PATTERN}){_DATA_PART}_(?!raw_\d{{8}}\.(?!csv\Z))"
+    r"(?P<phase>raw|interim|processed)"
     r"_(?P<date>\d{8})\.(?P<ext>csv|pkl|json|npz|parquet)\Z"
 )
 # The model file and its card: the same model id, two extensions.
