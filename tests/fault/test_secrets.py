@@ -274,7 +274,7 @@ def test_dvc_pipeline_never_stores_the_token(tmp_path, credit_csv):
     lock = (repo / "dvc.lock").read_text(encoding="utf-8")
     assert "bearer_token_env: TABML_DATA_TOKEN" in lock
     assert list((repo / ".dvc" / "cache" / "runs").rglob("*"))
-    card = json.loads((repo / "models" / "lr_web_v1.json").read_text(encoding="utf-8"))
+    card = json.loads((repo / "models" / "web" / "lr_web_v1.json").read_text(encoding="utf-8"))
     assert card["params"]["dataset"]["source"] == f"{server.url}?v=***"
     assert _files_holding(repo, TOKEN) == []
     assert TOKEN not in run.stdout + run.stderr

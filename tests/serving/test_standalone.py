@@ -24,7 +24,8 @@ def test_every_model_file_loads_without_this_repository_and_matches_the_server(
     project: Path, client, tmp_path: Path
 ) -> None:
     layout = Layout(project)
-    assert [p.name for p in layout.models_dir.iterdir() if p.is_dir()] == [DATASET]
+    # the only models are this project's (other datasets' folders hold just a .gitignore)
+    assert [p.parent.name for p in layout.models_dir.glob("*/*.pkl")] == [DATASET] * len(MODEL_IDS)
     models = layout.dataset_models_dir(DATASET)
     files = sorted(p.stem for p in models.glob("*.pkl"))
     assert files == sorted(MODEL_IDS)

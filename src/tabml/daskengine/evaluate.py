@@ -68,33 +68,21 @@ def sample_part(part: pd.DataFrame, rate: float, seed: int, index: int) -> pd.Da
 def plots_from(
     stats: ScoreStats, classes: tuple[str, str], params: EvaluateParams
 ) -> dict[str, pd.DataFrame]:
-    """The plot data :func:`tabml.evaluation.curves` gives, from the merged statistics."""
-    import pandas as pd
-
+    """The plot data of :func:`tabml.evaluation.curves`, from the merged statistics
+    (through :func:`tabml.evaluation.curve_frames`, the one home of their shape)."""
     from tabml.daskengine import scores
-    from tabml.evaluation import downsample
+    from tabml.evaluation import curve_frames
 
-    fpr, tpr, threshold = scores.roc_curve(stats)
-    roc = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": threshold})
     precision, recall = scores.pr_curve(stats)
-    pr = pd.DataFrame({"recall": recall, "precision": precision})
-    prob_true, prob_pred = scores.calibration(stats)
-    return {
-        "roc": roc.iloc[downsample(fpr, tpr, params.curve_points)].reset_index(drop=True).round(6),
-        "pr": pr.iloc[downsample(recall, precision, params.curve_points)]
-        .reset_index(drop=True)
-        .round(6),
-        "confusion": pd.DataFrame(
-            {
-                "actual": [classes[a] for a in (0, 0, 1, 1)],
-                "predicted": [classes[p] for p in (0, 1, 0, 1)],
-                "count": [stats.tn, stats.fp, stats.fn, stats.tp],
-            }
-        ),
-        "calibration": pd.DataFrame(
-            {"mean_predicted": prob_pred, "fraction_positive": prob_true}
-        ).round(6),
-    }
+    fraction_positive, mean_predicted = scores.calibration(stats)
+    return curve_frames(
+        roc=scores.roc_curve(stats),
+        pr=(recall, precision),
+        calibration=(mean_predicted, fraction_positive),
+        confusion=[[stats.tn, stats.fp], [stats.fn, stats.tp]],
+        classes=classes,
+        curve_points=params.curve_points,
+    )
 
 
 def _rows(files: list[Any]) -> int:

@@ -130,12 +130,17 @@ def sgd_step(
     return model, loss, rows + len(y)
 
 
-def part_stats(part: pd.DataFrame, estimator: Any, names: list[str], target: str) -> Any:
-    """Worker: the score statistics of one partition at threshold 0.5 (training metrics)."""
+def part_stats(
+    part: pd.DataFrame, estimator: Any, names: list[str], target: str, rate: float, index: int
+) -> Any:
+    """Worker: the score statistics at threshold 0.5 of a seeded sample of one partition,
+    each row kept with probability ``rate`` (the training metrics)."""
     import numpy as np
 
     from tabml.daskengine.scores import score_stats
 
+    if rate < 1.0:
+        part = part[np.random.default_rng([0, index]).random(len(part)) < rate]
     X = part[names].to_numpy(dtype=np.float64)
     proba = estimator.predict_proba(X)[:, 1] if len(part) else np.empty(0)
     return score_stats(part[target].to_numpy(), proba, 0.5, 10)
@@ -393,9 +398,13 @@ def train(name: str, algo: str, params: Params, layout: Layout, rules: StageRule
                 "alpha": estimator.alpha,
             }
         shared = client.scatter(estimator)
+        rate = min(1.0, params.train.metrics_rows / n)  # about metrics_rows rows, as pandas
         stats = merge(
             dask.compute(
-                *[dask.delayed(part_stats)(p, shared, names, target) for p in frame.to_delayed()]
+                *[
+                    dask.delayed(part_stats)(p, shared, names, target, rate, i)
+                    for i, p in enumerate(frame.to_delayed())
+                ]
             )
         )
     scored = metrics(stats)
@@ -403,6 +412,7 @@ def train(name: str, algo: str, params: Params, layout: Layout, rules: StageRule
         "train_accuracy": scored["accuracy"],
         "train_roc_auc": scored["roc_auc"],
         "train_log_loss": scored["log_loss"],
+        "train_metrics_rows": stats.n,
         "n_train": n,
         "n_features": len(names),
     }
