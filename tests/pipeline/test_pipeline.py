@@ -47,7 +47,7 @@ def test_repro_runs_every_stage_and_writes_every_output(small_repo: Path) -> Non
         assert layout.raw(name, spec.snapshot).is_file()
         for part in ("train", "test"):
             assert layout.interim(name, part, spec.snapshot).is_file()
-            assert layout.processed(name, part, spec.snapshot).is_file()
+            assert layout.processed(name, part, spec.snapshot, "npz").is_file()
         for algo in ("rf", "xgb", "lr"):
             assert layout.model(algo, name, 1).is_file()
             assert layout.card(algo, name, 1).is_file()
