@@ -20,7 +20,7 @@ from tabml.cli import run_stage, stage_parser
 from tabml.csvfile import CsvOptions, read_dataset
 from tabml.errors import DataError
 from tabml.files import md5_file, replace_dir
-from tabml.schema import ColumnSpec, conform, first_few, infer_schema
+from tabml.schema import conform, infer_schema
 from tabml.target import encode_target, negative_class
 
 if TYPE_CHECKING:
@@ -44,22 +44,17 @@ def featurize(
 ) -> tuple[Processed, Processed, FeatureSpec, Any]:
     """Core: fit on ``train`` only; return processed train and test (features, 0/1 labels),
     the spec and the fitted transformer."""
-    from tabml.features import FeatureSpec, build_transformer, check_rows
+    from tabml.features import (
+        FeatureSpec,
+        build_transformer,
+        check_input_columns,
+        check_rows,
+        row_id_columns,
+        without_row_ids,
+    )
 
     inputs = train.drop(columns=[spec.target, *spec.drop_columns], errors="ignore")
-    if inputs.shape[1] == 0:
-        raise DataError(f"no input columns left besides the target {spec.target!r}")
-    for column in spec.keep_columns:
-        if column == spec.target:
-            raise DataError(
-                f"datasets.{name}.keep_columns lists the target column {column!r}: remove it "
-                "(the target is never an input)"
-            )
-        if column not in inputs.columns:
-            raise DataError(
-                f"datasets.{name}.keep_columns: {column!r} is not a column of the train split "
-                f"(columns: {first_few(map(repr, inputs.columns))}): fix the name or remove it"
-            )
+    check_input_columns(list(inputs.columns), name, spec)
     schema = infer_schema(inputs)
     # Empty: all NaN, or (text) nothing but blanks, which validation reads as missing too.
     empty = [
@@ -71,7 +66,10 @@ def featurize(
     if empty:
         raise DataError(f"column {empty[0]!r} is empty in the train split: add it to drop_columns")
     fitted_rows = conform(inputs, schema)  # validated once: fitted on, then transformed
-    schema, fitted_rows = _drop_row_ids(fitted_rows, schema, name, spec, params)
+    present = {c.name: int(fitted_rows[c.name].notna().sum()) for c in schema}
+    found = row_id_columns(schema, present, params.max_unique_fraction, spec.keep_columns)
+    schema = without_row_ids(schema, found, name)
+    fitted_rows = fitted_rows.drop(columns=[c[0] for c in found])
     transformer = build_transformer(schema, params)
     train_features = transformer.fit_transform(fitted_rows)  # one pass: fit and encode
     names = [str(n) for n in transformer.get_feature_names_out()]
@@ -92,46 +90,6 @@ def featurize(
     test_rows = conform(test, schema, strict_categories=False)
     processed_test = (transformer.transform(test_rows), labels(test))
     return (train_features, labels(train)), processed_test, features, transformer
-
-
-def _drop_row_ids(
-    rows: pd.DataFrame,
-    schema: list[ColumnSpec],
-    name: str,
-    spec: DatasetParams,
-    params: FeaturizeParams,
-) -> tuple[list[ColumnSpec], pd.DataFrame]:
-    """The schema and validated rows without the text columns that look like row ids
-    (:func:`tabml.features.row_id_columns`), each dropped with one warning line, except
-    those ``keep_columns`` lists. Served rows may still carry them: extra columns pass."""
-    from tabml.features import row_id_columns
-
-    found = [
-        c
-        for c in row_id_columns(rows, schema, params.max_unique_fraction)
-        if c[0] not in spec.keep_columns
-    ]
-    if not found:
-        return schema, rows
-    dropped = [c[0] for c in found]
-    if len(dropped) == len(schema):
-        raise DataError(
-            f"every input column of dataset {name!r} looks like a row id "
-            f"({first_few(map(repr, dropped))}): list the ones to keep in "
-            f"datasets.{name}.keep_columns"
-        )
-    for column, distinct, present in found:
-        log.warning(
-            "column %r looks like a row id (%d distinct values in %d train rows): dropped from "
-            "the features; list it in datasets.%s.keep_columns to keep it, or in "
-            "datasets.%s.drop_columns to drop it without this warning",
-            column,
-            distinct,
-            present,
-            name,
-            name,
-        )
-    return [c for c in schema if c.name not in dropped], rows.drop(columns=dropped)
 
 
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:

@@ -218,20 +218,8 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
 
         rules = StageRules(build_estimator, _write_train_metrics)
         return train(args.dataset, args.algo, params, layout, rules)
-    from sklearn.pipeline import Pipeline
-
-    from tabml.artifact import (
-        CheckRows,
-        ModelCard,
-        check_probabilities,
-        library_versions,
-        loading_note,
-        save_model,
-    )
+    from tabml.artifact import save_trained
     from tabml.features import load_features, load_matrix
-    from tabml.layout import model_id
-    from tabml.model import Model
-    from tabml.secrets import redact
 
     name, algo = args.dataset, args.algo
     spec, algo_params = params.dataset(name), params.train.algo(algo)
@@ -257,37 +245,9 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
         metrics["valid_log_loss"] = round(min(curves["valid"]), 6)
     log.info("trained %s on %s: %s", algo, name, metrics)
 
-    version = params.train.model_version
-    pipeline = Pipeline([("preprocess", transformer), ("model", estimator)])
-    card = ModelCard(
-        model_id=model_id(algo, name, version),
-        algo=algo,
-        dataset=name,
-        version=version,
-        model_file=layout.model(algo, name, version).name,
-        loading=loading_note(layout.model(algo, name, version).name, features.classes[1]),
-        target=features.target,
-        classes=features.classes,
-        positive_class=features.classes[1],
-        columns=features.columns,
-        feature_names=features.feature_names,
-        params={
-            # params refuse credentials in a source URL; redacting here too keeps any
-            # that slipped through out of every model file (cards are shipped with models)
-            "dataset": {**spec.model_dump(), "source": redact(spec.source)},
-            "featurize": params.featurize.model_dump(),
-            "split": params.split.model_dump(),
-            algo: algo_params.model_dump(),
-        },
-        data=features.data,
-        train_metrics=metrics,
-        history={part: [round(v, 6) for v in values] for part, values in curves.items()},
-        libraries=library_versions(algo),
-        check=CheckRows(rows=features.check_rows, proba=[]),
+    out = save_trained(
+        layout, params, name, algo, (features, transformer, estimator), metrics, curves
     )
-    proba = check_probabilities(Model(pipeline, card)).tolist()
-    card = card.model_copy(update={"check": CheckRows(rows=features.check_rows, proba=proba)})
-    out, _ = save_model(layout, pipeline, card)
     replace_dir(
         layout.train_metrics_dir(name, algo), lambda d: _write_train_metrics(d, metrics, curves)
     )

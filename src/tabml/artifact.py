@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import platform
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,6 +36,9 @@ from tabml.schema import ColumnSpec
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from tabml.features import FeatureSpec
+    from tabml.params import Params
 
 log = logging.getLogger("tabml.artifact")
 
@@ -97,20 +101,27 @@ def _installed(name: str) -> str | None:
     return None
 
 
-def library_versions(algo: str) -> dict[str, str]:
-    """The versions a model is trained with. Python is major.minor only: the patch level
-    varies between machines (uv.lock cannot pin it) and would change the card's bytes."""
+def _versions(names: Iterable[str]) -> dict[str, str]:
+    """Python (major.minor only: the patch level varies between machines, uv.lock cannot pin
+    it, and it would change the card's bytes) and each installed distribution of ``names``."""
     versions = {"python": ".".join(platform.python_version_tuple()[:2])}
-    for name in (*LIBRARIES, *(("xgboost",) if algo == "xgb" else ())):
+    for name in names:
         version = _installed(name)
         if version is not None:
             versions[name] = version
     return versions
 
 
+def library_versions(estimator: Any) -> dict[str, str]:
+    """The versions a model is trained with: the common stack, and xgboost when the estimator
+    is one of its classes (xgb, and the Dask engine's random forest, XGBRFClassifier)."""
+    uses_xgboost = type(estimator).__module__.partition(".")[0] == "xgboost"
+    return _versions((*LIBRARIES, *(("xgboost",) if uses_xgboost else ())))
+
+
 def version_differences(card: ModelCard) -> list[str]:
     """Human-readable differences between the card's library versions and this environment."""
-    here = library_versions(card.algo)
+    here = _versions(name for name in card.libraries if name != "python")
     return [
         f"{name} {trained} (here {here.get(name, 'not installed')})"
         for name, trained in sorted(card.libraries.items())
@@ -137,6 +148,63 @@ def save_model(layout: Layout, pipeline: Any, card: ModelCard) -> tuple[Path, Pa
     write_pickle(pkl, pipeline)
     write_text(json_path, json_text(card.model_dump(mode="json")))
     return pkl, json_path
+
+
+def save_trained(
+    layout: Layout,
+    params: Params,
+    name: str,
+    algo: str,
+    fitted: tuple[FeatureSpec, Any, Any],
+    metrics: dict[str, Any],
+    curves: dict[str, list[float]],
+    engine_params: dict[str, Any] | None = None,
+) -> Path:
+    """Save a trained model of dataset ``name`` as its model file and card, for both engines.
+
+    ``fitted`` is the featurize spec, the fitted transformer and the fitted estimator; the
+    file holds the scikit-learn Pipeline of the last two. The card records the params that
+    made it (``engine_params``: what a non-default engine adds, e.g. which distributed
+    estimator), the training metrics and history, and check rows scored here."""
+    from sklearn.pipeline import Pipeline
+
+    from tabml.secrets import redact
+
+    features, transformer, estimator = fitted
+    spec, algo_params = params.dataset(name), params.train.algo(algo)
+    version = params.train.model_version
+    file = layout.model(algo, name, version).name
+    pipeline = Pipeline([("preprocess", transformer), ("model", estimator)])
+    card = ModelCard(
+        model_id=model_id(algo, name, version),
+        algo=algo,
+        dataset=name,
+        version=version,
+        model_file=file,
+        loading=loading_note(file, features.classes[1]),
+        target=features.target,
+        classes=features.classes,
+        positive_class=features.classes[1],
+        columns=features.columns,
+        feature_names=features.feature_names,
+        params={
+            # params refuse credentials in a source URL; redacting here too keeps any
+            # that slipped through out of every model file (cards are shipped with models)
+            "dataset": {**spec.model_dump(), "source": redact(spec.source)},
+            "featurize": params.featurize.model_dump(),
+            "split": params.split.model_dump(),
+            algo: algo_params.model_dump(),
+            **(engine_params or {}),
+        },
+        data=features.data,
+        train_metrics=metrics,
+        history={part: [round(v, 6) for v in values] for part, values in curves.items()},
+        libraries=library_versions(estimator),
+        check=CheckRows(rows=features.check_rows, proba=[]),
+    )
+    proba = check_probabilities(Model(pipeline, card)).tolist()
+    card = card.model_copy(update={"check": CheckRows(rows=features.check_rows, proba=proba)})
+    return save_model(layout, pipeline, card)[0]
 
 
 def read_card(path: Path) -> ModelCard:

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +21,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from tabml.errors import DataError
 from tabml.files import json_text, read_json, read_pickle, write_pickle, write_text
 from tabml.layout import Layout
-from tabml.schema import ColumnSpec
+from tabml.schema import ColumnSpec, first_few
 
 if TYPE_CHECKING:
     import pandas as pd
     from sklearn.compose import ColumnTransformer
 
-    from tabml.params import FeaturizeParams
+    from tabml.params import DatasetParams, FeaturizeParams
+
+log = logging.getLogger("tabml.features")
 
 CHECK_ROWS = 8
 # A text column needs this many present train values before it can be called a row id: on a
@@ -170,8 +174,29 @@ def load_matrix(path: Path) -> tuple[Any, Any]:
         ) from None
 
 
+def check_input_columns(columns: Sequence[str], name: str, spec: DatasetParams) -> None:
+    """Refuse a train split with no input column, and ``keep_columns`` naming the target or
+    a column the split does not have (``columns``: its inputs, target and drops removed)."""
+    if not columns:
+        raise DataError(f"no input columns left besides the target {spec.target!r}")
+    for column in spec.keep_columns:
+        if column == spec.target:
+            raise DataError(
+                f"datasets.{name}.keep_columns lists the target column {column!r}: remove it "
+                "(the target is never an input)"
+            )
+        if column not in columns:
+            raise DataError(
+                f"datasets.{name}.keep_columns: {column!r} is not a column of the train split "
+                f"(columns: {first_few(map(repr, columns))}): fix the name or remove it"
+            )
+
+
 def row_id_columns(
-    rows: pd.DataFrame, schema: list[ColumnSpec], max_unique_fraction: float
+    schema: list[ColumnSpec],
+    present: Mapping[str, int],
+    max_unique_fraction: float,
+    keep: Sequence[str] = (),
 ) -> list[tuple[str, int, int]]:
     """The text columns that look like row ids, as (name, distinct values, present values).
 
@@ -183,18 +208,47 @@ def row_id_columns(
     - an id has more than ``max_unique_fraction`` x n distinct values among its n present
       (non-missing, non-blank) train values, so sparse free text counts too; ``1.0`` turns
       the check off;
-    - n must be at least :data:`MIN_ID_VALUES`: a tiny train split proves nothing.
+    - n must be at least :data:`MIN_ID_VALUES`: a tiny train split proves nothing;
+    - a column ``keep`` lists (``keep_columns``) is never one.
 
-    ``rows``: the validated train rows (:func:`tabml.schema.conform`: missing is NaN).
+    ``present``: each categorical column's count of present values in the whole train split
+    (counts, so that each engine computes them its own way).
     """
     found = []
     for spec in schema:
-        if spec.kind != "categorical":
+        if spec.kind != "categorical" or spec.name in keep:
             continue
-        present, distinct = int(rows[spec.name].notna().sum()), len(spec.categories)
-        if present >= MIN_ID_VALUES and distinct > max_unique_fraction * present:
-            found.append((spec.name, distinct, present))
+        n, distinct = present.get(spec.name, 0), len(spec.categories)
+        if n >= MIN_ID_VALUES and distinct > max_unique_fraction * n:
+            found.append((spec.name, distinct, n))
     return found
+
+
+def without_row_ids(
+    schema: list[ColumnSpec], found: list[tuple[str, int, int]], name: str
+) -> list[ColumnSpec]:
+    """The schema without the ``found`` row-id columns (:func:`row_id_columns`), each
+    dropped with one warning line; refused when no input column would be left. Served rows
+    may still carry them: extra columns pass."""
+    dropped = [c[0] for c in found]
+    if dropped and len(dropped) == len(schema):
+        raise DataError(
+            f"every input column of dataset {name!r} looks like a row id "
+            f"({first_few(map(repr, dropped))}): list the ones to keep in "
+            f"datasets.{name}.keep_columns"
+        )
+    for column, distinct, n in found:
+        log.warning(
+            "column %r looks like a row id (%d distinct values in %d train rows): dropped from "
+            "the features; list it in datasets.%s.keep_columns to keep it, or in "
+            "datasets.%s.drop_columns to drop it without this warning",
+            column,
+            distinct,
+            n,
+            name,
+            name,
+        )
+    return [c for c in schema if c.name not in dropped]
 
 
 def check_rows(inputs: pd.DataFrame, schema: list[ColumnSpec], n: int = CHECK_ROWS) -> list[dict]:

@@ -17,6 +17,7 @@ import pytest
 from stages.ingest import check_raw
 from tabml.daskengine import featurize, ingest, split, train
 from tabml.errors import DataError
+from tabml.features import row_id_columns
 from tabml.params import DatasetParams, RFParams
 from tabml.schema import infer_schema
 from tests.dask import synth
@@ -123,8 +124,10 @@ def test_row_ids_are_judged_on_the_whole_split() -> None:
         [featurize.value_stats(p, ["id", "c"], "c") for p in (frame.iloc[:50], frame.iloc[50:])]
     )
     schema = featurize.whole_schema(frame.iloc[:0], ["id", "c"], stats)
-    assert featurize.row_ids(schema, stats, 0.9, []) == [("id", 100, 100)]
-    assert featurize.row_ids(schema, stats, 0.9, ["id"]) == []
+    present = featurize.present_counts(stats)
+    assert present == {"id": 100, "c": 100}
+    assert row_id_columns(schema, present, 0.9) == [("id", 100, 100)]
+    assert row_id_columns(schema, present, 0.9, ["id"]) == []
 
 
 def test_the_random_forest_settings() -> None:

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from xgboost import XGBClassifier, XGBRFClassifier
 
 from tabml.artifact import (
     CHECK_TOLERANCE,
@@ -88,7 +90,7 @@ def test_card_describes_the_model(trained_project):
     assert card.params["lr"] == {"C": 1.0, "max_iter": 1000, "class_weight": None}
     assert card.train_metrics == read_json(layout.train_metrics_dir("tiny", "lr") / "metrics.json")
     assert card.history == {}
-    assert card.libraries == library_versions("lr")
+    assert card.libraries == library_versions(LogisticRegression())
     assert card.check.rows == features.check_rows
     assert len(card.check.proba) == len(card.check.rows) == 8
     assert all(0.0 <= p <= 1.0 for p in card.check.proba)
@@ -143,10 +145,11 @@ def test_model_file_loads_without_this_repository(trained_project, tmp_path):
 
 
 def test_library_versions_record_what_computes_the_model():
-    lr, xgb = library_versions("lr"), library_versions("xgb")
+    lr, xgb = library_versions(LogisticRegression()), library_versions(XGBClassifier())
 
     assert set(lr) == {"python", "scikit-learn", "numpy", "scipy", "pandas", "joblib"}
     assert set(xgb) == set(lr) | {"xgboost"}
+    assert library_versions(XGBRFClassifier()) == xgb  # the Dask engine's random forest
     assert lr["python"] == ".".join(map(str, sys.version_info[:2]))
     assert lr["scikit-learn"] == metadata.version("scikit-learn")
 

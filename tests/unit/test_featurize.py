@@ -478,7 +478,7 @@ def test_main_drops_a_row_id_with_one_warning(project, caplog):
     assert code == 0
     assert [(r.name, r.getMessage().split(":")[0]) for r in warned] == [
         (
-            "stages.featurize",
+            "tabml.features",
             "column 'customer' looks like a row id (30 distinct values in 30 train rows)",
         )
     ]

@@ -277,7 +277,7 @@ def test_main_xgb_records_its_history_and_xgboost_version(tmp_path):
     card = model.card
     assert set(card.history) == {"train", "valid"}
     assert len(card.history["train"]) == len(card.history["valid"]) == 30  # n_estimators
-    assert card.libraries == library_versions("xgb") and "xgboost" in card.libraries
+    assert card.libraries == library_versions(model.estimator) and "xgboost" in card.libraries
     assert card.params["xgb"]["n_estimators"] == 30
     assert {"best_iteration", "valid_log_loss"} <= set(card.train_metrics)
     assert card.train_metrics["valid_log_loss"] == min(card.history["valid"])

@@ -120,71 +120,10 @@ def whole_schema(meta: pd.DataFrame, columns: list[str], stats: dict[str, Any]) 
     return schema
 
 
-def row_ids(
-    schema: list[ColumnSpec], stats: dict[str, Any], fraction: float, keep: list[str]
-) -> list[tuple[str, int, int]]:
-    """The text columns that look like row ids, as :func:`tabml.features.row_id_columns`
-    decides on the whole split (distinct values beyond ``fraction`` of the present ones,
-    at least ``MIN_ID_VALUES`` present), except those in ``keep``."""
-    from tabml.features import MIN_ID_VALUES
-
-    found = []
-    for spec in schema:
-        if spec.kind != "categorical" or spec.name in keep:
-            continue
-        present = sum(stats["counts"].get(spec.name, {}).values())
-        distinct = len(spec.categories)
-        if present >= MIN_ID_VALUES and distinct > fraction * present:
-            found.append((spec.name, distinct, present))
-    return found
-
-
-def _check_inputs(columns: list[str], name: str, spec: Any) -> None:
-    """The pandas engine's refusals of the input columns, same messages."""
-    from tabml.schema import first_few
-
-    if not columns:
-        raise DataError(f"no input columns left besides the target {spec.target!r}")
-    for column in spec.keep_columns:
-        if column == spec.target:
-            raise DataError(
-                f"datasets.{name}.keep_columns lists the target column {column!r}: remove it "
-                "(the target is never an input)"
-            )
-        if column not in columns:
-            raise DataError(
-                f"datasets.{name}.keep_columns: {column!r} is not a column of the train split "
-                f"(columns: {first_few(map(repr, columns))}): fix the name or remove it"
-            )
-
-
-def _drop_row_ids(
-    schema: list[ColumnSpec], stats: dict[str, Any], name: str, spec: Any, fraction: float
-) -> list[ColumnSpec]:
-    from tabml.schema import first_few
-
-    found = row_ids(schema, stats, fraction, spec.keep_columns)
-    if not found:
-        return schema
-    dropped = [c[0] for c in found]
-    if len(dropped) == len(schema):
-        raise DataError(
-            f"every input column of dataset {name!r} looks like a row id "
-            f"({first_few(map(repr, dropped))}): list the ones to keep in "
-            f"datasets.{name}.keep_columns"
-        )
-    for column, distinct, present in found:
-        log.warning(
-            "column %r looks like a row id (%d distinct values in %d train rows): dropped from "
-            "the features; list it in datasets.%s.keep_columns to keep it, or in "
-            "datasets.%s.drop_columns to drop it without this warning",
-            column,
-            distinct,
-            present,
-            name,
-            name,
-        )
-    return [c for c in schema if c.name not in dropped]
+def present_counts(stats: dict[str, Any]) -> dict[str, int]:
+    """Each text column's count of present values in the whole split, from its value counts
+    (what :func:`tabml.features.row_id_columns` judges row ids on)."""
+    return {column: sum(counts.values()) for column, counts in stats["counts"].items()}
 
 
 def _rows_with(part: pd.DataFrame, wanted: dict[str, list[str]]) -> pd.DataFrame:
@@ -299,8 +238,11 @@ def featurize(name: str, params: Params, layout: Layout) -> None:
         DataInfo,
         FeatureSpec,
         build_transformer,
+        check_input_columns,
         check_rows,
+        row_id_columns,
         save_features,
+        without_row_ids,
     )
     from tabml.files import replace_dir
     from tabml.schema import conform
@@ -321,7 +263,7 @@ def featurize(name: str, params: Params, layout: Layout) -> None:
             raise DataError(f"train split of {name!r} has no target column {spec.target!r}")
         drop = {spec.target, *spec.drop_columns}
         columns = [c for c in train.columns if c not in drop]
-        _check_inputs(columns, name, spec)
+        check_input_columns(columns, name, spec)
         stats = merge_stats(
             compute(
                 client,
@@ -341,7 +283,9 @@ def featurize(name: str, params: Params, layout: Layout) -> None:
             raise DataError(
                 f"column {empty[0]!r} is empty in the train split: add it to drop_columns"
             )
-        schema = _drop_row_ids(schema, stats, name, spec, params.featurize.max_unique_fraction)
+        fraction = params.featurize.max_unique_fraction
+        found = row_id_columns(schema, present_counts(stats), fraction, spec.keep_columns)
+        schema = without_row_ids(schema, found, name)
         fitted = conform(
             fitting_rows(client, train, schema, stats["rows"], params.split.seed), schema
         )

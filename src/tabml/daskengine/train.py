@@ -47,7 +47,6 @@ from tabml.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from tabml.features import FeatureSpec
     from tabml.layout import Layout
     from tabml.params import Params
 
@@ -276,72 +275,11 @@ def fit_lr(
     return model, losses
 
 
-def save_trained(
-    layout: Layout,
-    params: Params,
-    name: str,
-    algo: str,
-    features: FeatureSpec,
-    transformer: Any,
-    estimator: Any,
-    metrics: dict[str, Any],
-    curves: dict[str, list[float]],
-    extra_params: dict[str, Any],
-) -> Path:
-    """The model file and its card, exactly as ``stages/train.py`` writes them (the card's
-    params also say which distributed estimator trained it)."""
-    from sklearn.pipeline import Pipeline
-
-    from tabml.artifact import (
-        CheckRows,
-        ModelCard,
-        check_probabilities,
-        library_versions,
-        loading_note,
-        save_model,
-    )
-    from tabml.layout import model_id
-    from tabml.model import Model
-    from tabml.secrets import redact
-
-    spec, algo_params = params.dataset(name), params.train.algo(algo)
-    version = params.train.model_version
-    pipeline = Pipeline([("preprocess", transformer), ("model", estimator)])
-    card = ModelCard(
-        model_id=model_id(algo, name, version),
-        algo=algo,
-        dataset=name,
-        version=version,
-        model_file=layout.model(algo, name, version).name,
-        loading=loading_note(layout.model(algo, name, version).name, features.classes[1]),
-        target=features.target,
-        classes=features.classes,
-        positive_class=features.classes[1],
-        columns=features.columns,
-        feature_names=features.feature_names,
-        params={
-            "dataset": {**spec.model_dump(), "source": redact(spec.source)},
-            "featurize": params.featurize.model_dump(),
-            "split": params.split.model_dump(),
-            algo: algo_params.model_dump(),
-            **extra_params,
-        },
-        data=features.data,
-        train_metrics=metrics,
-        history={part: [round(v, 6) for v in values] for part, values in curves.items()},
-        libraries=library_versions(algo),
-        check=CheckRows(rows=features.check_rows, proba=[]),
-    )
-    proba = check_probabilities(Model(pipeline, card)).tolist()
-    card = card.model_copy(update={"check": CheckRows(rows=features.check_rows, proba=proba)})
-    out, _ = save_model(layout, pipeline, card)
-    return out
-
-
 def train(name: str, algo: str, params: Params, layout: Layout, rules: StageRules) -> None:
     """Train ``algo`` on dataset ``name`` with the Dask engine (see the module docstring)."""
     import dask
 
+    from tabml.artifact import save_trained
     from tabml.daskengine.cluster import dask_client
     from tabml.daskengine.featurize import parts_frame
     from tabml.daskengine.scores import merge, metrics
@@ -427,9 +365,7 @@ def train(name: str, algo: str, params: Params, layout: Layout, rules: StageRule
         params,
         name,
         algo,
-        features,
-        transformer,
-        estimator,
+        (features, transformer, estimator),
         result,
         curves,
         {"dask": {**params.dask.model_dump(), **used}},
