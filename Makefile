@@ -11,11 +11,14 @@ PORT ?= 8000
 # of tools/bench_scale.py (--keep, --json PATH, --markdown PATH, --set KEY=VALUE).
 ROWS ?= 100000
 ENGINE ?= pandas
+# make test: test processes side by side (pytest-xdist; each test file stays in one process, so
+# its fixtures are built once). TEST_WORKERS=0 runs them all in this process, in tier order.
+TEST_WORKERS ?= 2
 export UV_COMPILE_BYTECODE := 1
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install repro status metrics remote-s3 remote-check push pull remote-status test test-unit test-fault test-pipeline test-remote coverage lint format importtime serve bench-serving bench-scale
+.PHONY: help install repro status metrics remote-s3 remote-check push pull remote-status test test-unit test-fault test-pipeline test-dask test-remote coverage lint format importtime serve bench-serving bench-scale
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -56,17 +59,20 @@ pull: install ## dvc pull from the default remote (or REMOTE=name), .env loaded,
 remote-status: install ## Compare the local cache with the remote (dvc status -c)
 	$(RUN) python -m tools.remote status $(if $(REMOTE),--remote $(REMOTE))
 
-test: install ## Run every test (unit, pipeline, naming) with coverage
-	$(RUN) pytest --cov --cov-config=$(CURDIR)/pyproject.toml --cov-report=term:skip-covered
+test: install ## Run every test (unit, pipeline, naming) with coverage, TEST_WORKERS at a time
+	$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile --cov --cov-config=$(CURDIR)/pyproject.toml --cov-report=term:skip-covered
 
 test-unit: install ## Unit and serving tests only (fast)
-	$(RUN) pytest -m "not pipeline and not remote and not fault"
+	$(RUN) pytest -m "not pipeline and not remote and not fault and not dask"
 
 test-fault: install ## Fault-injection tests: SIGKILL, full or read-only disks, hostile input, hangs
 	$(RUN) pytest -m fault
 
 test-pipeline: install ## Pipeline tests only: real dvc repro / exp run in a temporary repo
 	$(RUN) pytest -m pipeline
+
+test-dask: install ## Dask engine tests only: the pipeline on a 2-worker LocalCluster
+	$(RUN) pytest -m dask
 
 test-remote: install ## Remote tests only: push/pull round trips, a real S3 server on loopback
 	$(RUN) pytest -m remote
