@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tabml.cli import run_stage, stage_parser
@@ -45,9 +47,27 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
     )
 
 
+def exp_run_hint() -> str:
+    """How to undo a bad ``dvc exp run -S`` in the workspace: DVC writes the value into
+    params.yaml before it runs the stages, and leaves it there when a stage fails, so the
+    next run fails too. DVC sets ``DVC_EXP_NAME`` for an experiment and ``DVC_ROOT`` to the
+    workspace; a queued experiment runs in a temporary copy, leaving params.yaml alone."""
+    root = os.environ.get("DVC_ROOT")
+    if (
+        not os.environ.get("DVC_EXP_NAME")
+        or not root
+        or Path(root).resolve() != Path.cwd().resolve()
+    ):
+        return ""
+    return (
+        "; dvc exp run -S left this value in params.yaml: `git checkout params.yaml` "
+        "reverts it (and any other uncommitted edit of it)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser("python -m stages.check_params", __doc__.splitlines()[0])
-    return run_stage(parser, _main, argv)
+    return run_stage(parser, _main, argv, error_hint=exp_run_hint)
 
 
 if __name__ == "__main__":

@@ -168,8 +168,11 @@ def run_stage(
     parser: argparse.ArgumentParser,
     body: Callable[[argparse.Namespace, Params, Layout], None],
     argv: Sequence[str] | None = None,
+    *,
+    error_hint: Callable[[], str] = str,
 ) -> int:
-    """Parse args and params, run ``body``; user errors become one line and exit code 2."""
+    """Parse args and params, run ``body``; user errors become one line and exit code 2
+    (``error_hint()`` is appended to that line: what the stage knows of how to undo it)."""
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     layout = Layout(Path(args.root))
@@ -187,7 +190,7 @@ def run_stage(
         body(args, params, layout)
         report_done(stage_name(parser, args))
     except PipelineError as exc:
-        return _fail(str(exc))
+        return _fail(f"{exc}{error_hint()}")
     except MemoryError:
         return _fail(
             f"stage {stage_name(parser, args)} ran out of memory: close other programs, "

@@ -169,6 +169,10 @@ def test_bad_set_param_stops_the_experiment_naming_the_key(
     try:
         assert proc.returncode != 0
         assert message in proc.stdout + proc.stderr
+        if not setting.startswith("train.rf.n_estimatorz"):  # refused by DVC, not check-params
+            # the bad value stays in params.yaml, and check-params says how to revert it
+            assert git("status", "--porcelain", cwd=small_repo).stdout.strip() == "M params.yaml"
+            assert "`git checkout params.yaml` reverts it" in proc.stdout + proc.stderr
     finally:
         git("checkout", "--", ".", cwd=small_repo)
         git("clean", "-fdq", "--", "data", "models", "metrics", "plots", cwd=small_repo)

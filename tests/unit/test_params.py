@@ -773,3 +773,31 @@ def test_check_params_stage_warns_once_about_a_source_outside(tmp_path, raw_para
         "cannot see it change: move it into data/external/credit/, or run "
         "`dvc repro --force ingest@credit` after it changes"
     ]
+
+
+@pytest.mark.parametrize(
+    ("env", "hinted"),
+    [
+        ({"DVC_EXP_NAME": "exp-1", "DVC_ROOT": "."}, True),  # dvc exp run in the workspace
+        ({"DVC_EXP_NAME": "exp-1", "DVC_ROOT": "/elsewhere"}, False),  # queued: a temp copy
+        ({"DVC_ROOT": "."}, False),  # dvc repro: no experiment
+    ],
+)
+def test_a_bad_value_from_exp_run_says_how_to_revert_params_yaml(
+    tmp_path, raw_params, capsys, monkeypatch, env, hinted
+):
+    from stages import check_params
+
+    raw_params["split"]["test_size"] = 1.5
+    write_params(tmp_path / "params.yaml", raw_params)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, str(tmp_path) if value == "." else value)
+
+    code = check_params.main(["--params", "params.yaml", "--root", "."])
+
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1
+    assert errors[0].startswith("error: split.test_size = 1.5: out of range")
+    assert ("`git checkout params.yaml` reverts it" in errors[0]) is hinted
