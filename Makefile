@@ -6,6 +6,8 @@ UV_VERSION := 0.13.9
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 # install (below) syncs .venv whenever pyproject.toml or uv.lock change; runs skip the re-check.
 RUN := $(UV) run --no-sync
+# make serve: where uvicorn listens (HOST=0.0.0.0 to accept other machines' requests)
+HOST ?= 127.0.0.1
 PORT ?= 8000
 # make bench-scale: rows of synthetic data, engine of the pipeline side; BENCH_ARGS: more flags
 # of tools/bench_scale.py (--keep, --json PATH, --markdown PATH, --set KEY=VALUE).
@@ -91,8 +93,8 @@ format: install ## Apply ruff fixes and formatting
 importtime: install ## Import time of every stage module (each stage is its own process)
 	$(RUN) python -m tools.importtime
 
-serve: install ## Serve the models on 127.0.0.1:8000 (PORT=8001 make serve: another port); needs make repro
-	$(RUN) uvicorn tabml.serving.app:app --host 127.0.0.1 --port $(PORT) \
+serve: install ## Serve the models on HOST:PORT (default 127.0.0.1:8000); needs make repro
+	$(RUN) uvicorn tabml.serving.app:app --host $(HOST) --port $(PORT) \
 		--timeout-keep-alive 5 --limit-concurrency 64 --timeout-graceful-shutdown 10
 
 bench-serving: install ## Latency and throughput of the model server on loopback (needs make repro)
