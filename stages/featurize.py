@@ -66,7 +66,9 @@ def featurize(
     if empty:
         raise DataError(f"column {empty[0]!r} is empty in the train split: add it to drop_columns")
     fitted_rows = conform(inputs, schema)  # validated once: fitted on, then transformed
-    present = {c.name: int(fitted_rows[c.name].notna().sum()) for c in schema}
+    present = {
+        c.name: int(fitted_rows[c.name].notna().sum()) for c in schema if c.kind == "categorical"
+    }
     found = row_id_columns(schema, present, params.max_unique_fraction, spec.keep_columns)
     schema = without_row_ids(schema, found, name)
     fitted_rows = fitted_rows.drop(columns=[c[0] for c in found])
