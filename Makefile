@@ -17,10 +17,13 @@ ENGINE ?= pandas
 # its fixtures are built once). TEST_WORKERS=0 runs them all in this process, in tier order.
 TEST_WORKERS ?= 2
 export UV_COMPILE_BYTECODE := 1
+# OpenMP threads sleep while waiting (the stages set it too, tabml.cli): on a busy machine
+# spinning threads made xgboost 10x slower; the bench's plain side gets the same setting.
+export OMP_WAIT_POLICY ?= PASSIVE
 export DVC_NO_ANALYTICS := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install repro status metrics remote-s3 remote-check push pull remote-status test test-unit test-fault test-pipeline test-dask test-remote coverage lint format importtime serve bench-serving bench-scale
+.PHONY: help install repro status metrics exp-show remote-s3 remote-check push pull remote-status test test-unit test-fault test-pipeline test-dask test-remote coverage lint format importtime serve bench-serving bench-scale bench-automl
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -43,8 +46,11 @@ repro: install ## Run the whole pipeline on the demo data (dvc repro)
 status: install ## What dvc would rerun, and whether outputs match dvc.lock
 	$(RUN) dvc status
 
-metrics: install ## Test metrics and leaderboards of the current workspace
-	$(RUN) dvc metrics show
+metrics: install ## Leaderboards of the workspace: CV mean±std, test 95% interval, champion and why
+	$(RUN) python -m tools.exp_show --workspace
+
+exp-show: install ## Experiments side by side, best first: changed params, CV score per model (SORT=credit:xgb)
+	$(RUN) python -m tools.exp_show $(if $(SORT),--sort-by $(SORT))
 
 remote-s3: install ## Configure the S3 remote from .env (bucket, prefix, region, endpoint) as default
 	$(RUN) python -m tools.remote configure-s3
@@ -102,3 +108,9 @@ bench-serving: install ## Latency and throughput of the model server on loopback
 
 bench-scale: install ## Pipeline vs a plain script on ROWS synthetic rows (ROWS=100000 ENGINE=pandas|dask)
 	$(RUN) python -m tools.bench_scale --rows $(ROWS) --engine $(ENGINE) $(BENCH_ARGS)
+
+# make bench-automl: FLAML and LightGBM come from a throw-away uv overlay (--with), never the
+# project's environment; BENCH_ARGS: more flags of tools/bench_automl.py (--trials N, --budget S,
+# --datasets credit, --n-jobs N, --json PATH, --markdown PATH, --keep).
+bench-automl: install ## Pipeline (tuning off, on) vs a 60 s FLAML run on the same split; several minutes
+	$(UV) run --no-sync --with "flaml[automl]" python -m tools.bench_automl $(BENCH_ARGS)

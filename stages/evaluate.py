@@ -5,8 +5,11 @@ of ``train.algos`` to ``data/interim/<name>/<name>-test_interim_<date>.csv`` exa
 server would apply it to raw rows. Writes, all small and committed to git:
 
 - ``metrics/test/<name>/<name>-<algo>.json``: accuracy, balanced accuracy, precision,
-  recall, f1, ROC AUC, PR AUC, log loss, Brier score;
-- ``metrics/leaderboard/<name>.json``: the models ranked by ``evaluate.metric``;
+  recall, f1, ROC AUC, PR AUC, log loss, Brier score at the model card's threshold, each
+  with its bootstrap 95% interval (``ci95``);
+- ``metrics/leaderboard/<name>.json``: the models ranked by their cross-validated
+  ``evaluate.metric`` (from the cards), the champion chosen on CV alone (one-standard-error
+  rule, ``evaluate.min_score`` gate) or none, and why; the test metric is only reported;
 - ``plots/data/<topic>/<name>/<topic>_<name>-<algo>_<date>.csv`` for topic roc, pr
   (at most ``evaluate.curve_points`` points each), confusion (one count per class pair),
   calibration, importance (permutation importance of the raw input columns on a stratified
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabml.cli import run_stage, stage_parser
 from tabml.csvfile import CsvOptions, read_dataset
-from tabml.evaluation import TOPICS, Scored, evaluate_model, leaderboard, validate_test
+from tabml.evaluation import TOPICS, Entry, Scored, evaluate_model, leaderboard, validate_test
 from tabml.files import replace_dir, write_csv, write_json
 
 if TYPE_CHECKING:
@@ -125,18 +128,40 @@ def write_outputs(
         replace_dir(layout.plot_data_dir(topic, name), plot_writer(topic))
 
 
+def entries(
+    scored: Mapping[str, Scored], layout: Layout, name: str, version: int
+) -> dict[str, Entry]:
+    """What the leaderboard ranks, per algo: the card's CV summary and decision rule with
+    the test metrics just computed."""
+    from tabml.artifact import read_card
+
+    out = {}
+    for algo, result in scored.items():
+        card = read_card(layout.card(algo, name, version))
+        out[algo] = Entry(
+            result.model_id,
+            card.cv,
+            result.metrics,
+            card.threshold,
+            card.threshold_rule,
+            card.calibration,
+        )
+    return out
+
+
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
     name = args.dataset
     spec = params.dataset(name)
     scored = scorer(spec.engine)(name, spec, params, layout)
-    metric = params.evaluate.metric
+    ev = params.evaluate
     board = leaderboard(
-        {algo: result.metrics for algo, result in scored.items()},
-        metric,
-        {algo: result.model_id for algo, result in scored.items()},
+        entries(scored, layout, name, params.train.model_version), ev.metric, ev.min_score
     )
-    log.info("best on %s by %s: %s", name, metric, board["best_model"])
     write_outputs(name, spec.snapshot, scored, board, layout)
+    if board["champion"] is None:
+        log.warning("no champion for %s: %s", name, board["reason"])
+    else:
+        log.info("champion of %s: %s (%s)", name, board["champion_model"], board["reason"])
 
 
 def main(argv: list[str] | None = None) -> int:

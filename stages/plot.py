@@ -4,9 +4,11 @@
 written by earlier stages (the raw snapshot, the test metrics, the leaderboard and the plot
 data of ``evaluate@<name>``); it never loads a model. Writes
 ``plots/figures/<name>/<topic>_<name>_<date>.png`` for topic balance, distributions,
-missing, correlations (EDA of a seeded sample of at most ``plot.eda_rows`` raw rows) and
-roc, pr, calibration, metrics, importance (the models on the test split), and loss
-(per-round train/validation log loss) when at least one model trains in rounds (xgb).
+categorical, missing, correlations (EDA of a seeded sample of at most ``plot.eda_rows`` raw
+rows) and roc, pr, calibration, confusion (at each model's threshold), metrics (the
+leaderboard's champion outlined), importance (the models on the test split), and loss
+(per-round train/validation log loss) when at least one model trains in rounds (xgb). Every
+other topic always has a figure: one with nothing to draw says so in its text.
 ``python -m stages.report`` puts every dataset's figures into one page.
 
 Figures are byte-identical across reruns on the same inputs (seeded sample, no timestamps,
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from tabml.cli import run_stage, stage_parser
 from tabml.csvfile import CsvOptions, read_dataset
-from tabml.evaluation import ranked_models
+from tabml.evaluation import check_board
 from tabml.files import atomic_path, read_csv, read_json, replace_dir
 from tabml.plots import compare, eda, render_png
 from tabml.target import as_in_data
@@ -65,17 +67,24 @@ def dataset_figures(
     """
     frame = raw.drop(columns=spec.drop_columns, errors="ignore")
     cap = params.plot.max_numeric_columns
+    levels = {
+        "max_columns": params.plot.max_categorical_columns,
+        "max_levels": params.plot.max_levels,
+    }
     target = spec.target
     eda.require_target(frame, target, name)
     positive = as_in_data(frame[target], spec.positive_class)  # "1.0" in params, 1 in the file
     rows = {"total_rows": total_rows}
     yield "balance", eda.balance_figure(frame, target, positive, name, **rows)
     yield "distributions", eda.distributions_figure(frame, target, positive, name, cap, **rows)
+    yield "categorical", eda.categorical_figure(frame, target, positive, name, **levels, **rows)
     yield "missing", eda.missing_figure(frame, name, **rows)
     yield "correlations", eda.correlations_figure(frame, name, cap, [target], **rows)
     yield "roc", compare.roc_figure(plot_data["roc"], metrics, name)
     yield "pr", compare.pr_figure(plot_data["pr"], metrics, name)
     yield "calibration", compare.calibration_figure(plot_data["calibration"], name)
+    confusion = plot_data["confusion"]
+    yield "confusion", compare.confusion_figure(confusion, metrics, name, spec.positive_class)
     yield "metrics", compare.metrics_figure(metrics, board, name)
     yield "importance", compare.importance_figure(plot_data["importance"], name, board["metric"])
     if plot_data.get("loss"):
@@ -104,7 +113,7 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
     algos = params.train.algos
     metrics = {algo: read_json(layout.test_metrics(name, algo)) for algo in algos}
     board = read_json(layout.leaderboard(name))
-    ranked_models(name, board, algos)  # refuses a leaderboard older than train.algos
+    check_board(name, board, algos, str(layout.leaderboard(name)))  # an older one: rerun
     plot_data = read_plot_data(layout, name, spec.snapshot, algos)
     raw, total = read_raw_sample(layout.raw(name, spec.snapshot), spec, params.plot.eda_rows)
     pngs: dict[Path, bytes] = {}

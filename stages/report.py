@@ -1,65 +1,240 @@
-"""report: one offline HTML page with every dataset's leaderboard, test metrics and figures.
+"""report: one offline HTML page with every dataset's results and what they came from.
 
-``python -m stages.report`` (stage ``report``) reads, for each dataset of params.yaml,
-``metrics/leaderboard/<name>.json``, ``metrics/test/<name>/`` and the figure PNGs that
-``plot@<name>`` left in ``plots/figures/<name>/``; it draws nothing and loads no model.
-Writes ``plots/report.html``: no external resource (figures are data URIs), no timestamp,
-so it opens anywhere and is byte-identical across reruns on the same inputs. The page is
-rendered by ``tabml.report``; this script only reads the inputs and writes the output.
+``python -m stages.report`` (stage ``report``) reads, for each dataset of params.yaml, what
+the pipeline left on disk: ``metrics/leaderboard/<name>.json``, ``metrics/test/<name>/``,
+the figure PNGs of ``plots/figures/<name>/``, the model cards of ``models/<name>/``, and the
+md5 of the raw snapshot, the split files and the model files; plus the params sections that
+produced them and the git revision (``git rev-parse HEAD``, ``git status --porcelain``). It
+draws nothing and loads no model. Writes ``plots/report.html``: no external resource, no
+script, no timestamp, so it opens anywhere and is byte-identical across reruns on the same
+inputs. The page is rendered by ``tabml.report``; this script only gathers its inputs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from typing import TYPE_CHECKING
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tabml.cli import run_stage, stage_parser
-from tabml.errors import DataError
-from tabml.evaluation import ranked_models
-from tabml.files import read_json, write_text
-from tabml.report import FIGURE_TOPICS, OPTIONAL_TOPICS, Section, caption, report_html
+from tabml.errors import DataError, ModelFileError
+from tabml.evaluation import check_board
+from tabml.files import md5_file, read_json, write_text
+from tabml.layout import parse_model_id
+from tabml.report import (
+    FIGURE_TOPICS,
+    OPTIONAL_TOPICS,
+    PARAMS_SECTIONS,
+    Figure,
+    FileHash,
+    ModelEntry,
+    Revision,
+    Section,
+    caption,
+    check_card,
+    check_test_metrics,
+    figure_order,
+    report_html,
+)
 
 if TYPE_CHECKING:
     from tabml.layout import Layout
     from tabml.params import DatasetParams, Params
 
 log = logging.getLogger("stages.report")
+GIT_TIMEOUT = 30  # seconds; a hung git leaves the revision unknown, never the stage stuck
 
 
-def read_figures(
-    layout: Layout, name: str, spec: DatasetParams, metric: str
-) -> list[tuple[str, str, bytes]]:
-    """(topic, caption, PNG bytes) of every figure of one dataset, in the report's order;
-    an optional topic without a figure is left out, any other missing one is an error."""
-    figures = []
+def _relative(layout: Layout, path: Path) -> str:
+    """A path as dvc.yaml and the page spell it: relative to the repository root."""
+    try:
+        return path.relative_to(layout.root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def read_figures(layout: Layout, name: str, spec: DatasetParams, metric: str) -> list[Figure]:
+    """Every PNG of ``plots/figures/<name>/`` in the report's order, with its caption.
+
+    The topic is the file name before ``_<name>_<snapshot>.png`` (the whole stem for a
+    file named otherwise); a topic this code does not know is shown too. A known topic's
+    figure that the plot stage always draws must be there."""
+    folder = layout.figures_dir(name)
+    suffix = f"_{name}_{spec.snapshot}.png"
+    files = sorted(p for p in folder.glob("*.png") if not p.name.startswith("."))
+    topics = {(p.name[: -len(suffix)] if p.name.endswith(suffix) else p.stem): p for p in files}
     for topic in FIGURE_TOPICS:
-        path = layout.figure(topic, name, spec.snapshot)
-        if not path.is_file():
-            if topic in OPTIONAL_TOPICS:
-                continue
+        if topic not in topics and topic not in OPTIONAL_TOPICS:
+            path = layout.figure(topic, name, spec.snapshot)
             raise DataError(f"{path} does not exist: run `dvc repro plot@{name}` first")
-        text = caption(topic, spec.target, spec.positive_class, metric)
-        figures.append((topic, text, path.read_bytes()))
-    return figures
+    return [
+        Figure(
+            topic,
+            caption(topic, spec.target, spec.positive_class, metric),
+            topics[topic].read_bytes(),
+        )
+        for topic in figure_order(list(topics))
+    ]
+
+
+def data_hashes(layout: Layout, name: str, spec: DatasetParams) -> list[FileHash]:
+    """md5 of the raw snapshot and of the train and test split (for the Dask engine's
+    Parquet partitions, the one md5 its featurize records in the model card)."""
+    raw = layout.raw(name, spec.snapshot)
+    if not raw.is_file():
+        raise DataError(f"{raw} does not exist: run `dvc repro ingest@{name}` first")
+    hashes = [FileHash("raw", _relative(layout, raw), md5_file(raw))]
+    for part in ("train", "test"):
+        if spec.engine == "dask":
+            from tabml.daskengine.featurize import parts_md5
+
+            parts = layout.interim_parts(name, part, spec.snapshot)
+            if not parts:
+                raise DataError(
+                    f"{layout.interim_dir(name)} holds no {part} partitions: run "
+                    f"`dvc repro split@{name}` first"
+                )
+            note = f"md5 of the names and md5 of its {len(parts)} Parquet partitions"
+            folder = _relative(layout, layout.interim_dir(name))
+            hashes.append(FileHash(part, folder, parts_md5(parts), note))
+            continue
+        path = layout.interim(name, part, spec.snapshot)
+        if not path.is_file():
+            raise DataError(f"{path} does not exist: run `dvc repro split@{name}` first")
+        hashes.append(FileHash(part, _relative(layout, path), md5_file(path)))
+    return hashes
+
+
+def model_entry(layout: Layout, name: str, algo: str, model_id: str) -> ModelEntry:
+    """The card (validated as a ModelCard) and md5 of one model the leaderboard names."""
+    from tabml.artifact import read_card
+
+    parsed = parse_model_id(model_id)
+    if parsed is None:  # check_board refuses it first
+        raise DataError(f"{model_id!r} is not a model id: rerun evaluate")
+    version = parsed[2]
+    rerun = f"rerun train (dvc repro train@{name}-{algo})"
+    card_path, pkl = layout.card(algo, name, version), layout.model(algo, name, version)
+    for path in (card_path, pkl):
+        if not path.is_file():
+            raise ModelFileError(f"{path} does not exist: {rerun}")
+    card = read_card(card_path).model_dump(mode="json")
+    check_card(card, model_id, str(card_path))
+    return ModelEntry(
+        card=card,
+        card_text=card_path.read_text(encoding="utf-8"),
+        model_file=FileHash("model", _relative(layout, pkl), md5_file(pkl)),
+        card_file=FileHash("card", _relative(layout, card_path), md5_file(card_path)),
+    )
+
+
+def shown_params(name: str, params: Params) -> dict[str, Any]:
+    """The params sections the page shows for dataset ``name``, as JSON data."""
+    shown = {f"datasets.{name}": params.dataset(name).model_dump(mode="json")}
+    for section in PARAMS_SECTIONS:
+        shown[section] = getattr(params, section).model_dump(mode="json")
+    return shown
 
 
 def dataset_section(name: str, spec: DatasetParams, params: Params, layout: Layout) -> Section:
     """One dataset's part of the page, read from disk."""
     algos = params.train.algos
-    board = read_json(layout.leaderboard(name))
-    ids = ranked_models(name, board, algos)
-    metrics = {algo: read_json(layout.test_metrics(name, algo)) for algo in algos}
+    board_path = layout.leaderboard(name)
+    board = read_json(board_path)
+    ids = check_board(name, board, algos, str(board_path))
+    metrics = {}
+    for algo in algos:
+        path = layout.test_metrics(name, algo)
+        metrics[algo] = read_json(path)
+        check_test_metrics(name, metrics[algo], str(path))
+    models = {algo: model_entry(layout, name, algo, ids[algo]) for algo in algos}
     figures = read_figures(layout, name, spec, board["metric"])
-    log.info("%s: %d figures, best %s", name, len(figures), board["best_model"])
-    return Section(name, board, metrics, ids, figures)
+    log.info(
+        "%s: %d figures, %d models, champion %s", name, len(figures), len(models), board["champion"]
+    )
+    return Section(
+        dataset=name,
+        board=board,
+        metrics=metrics,
+        models=models,
+        figures=figures,
+        params=shown_params(name, params),
+        data=data_hashes(layout, name, spec),
+    )
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=GIT_TIMEOUT,
+        check=False,
+    )
+
+
+def _porcelain_paths(output: str) -> tuple[str, ...]:
+    """Paths of ``git status --porcelain -z`` (a rename's source entry skipped)."""
+    entries = output.split("\0")
+    paths, skip = [], False
+    for entry in entries:
+        if skip:
+            skip = False
+            continue
+        if len(entry) < 4:
+            continue
+        paths.append(entry[3:])
+        skip = entry[0] in "RC"
+    return tuple(paths)
+
+
+def git_revision(root: Path, environ: Mapping[str, str] | None = None) -> Revision:
+    """The git revision the page is built at; never fails (unknown, with why, instead).
+
+    Inside ``dvc exp run`` (DVC sets DVC_EXP_NAME) the commit is the experiment's baseline:
+    DVC_EXP_BASELINE_REV when set (a queued run's temporary workspace may not be at it),
+    else HEAD. The experiment itself is committed after it runs."""
+    environ = os.environ if environ is None else environ
+    experiment = environ.get("DVC_EXP_NAME") or None
+    baseline = (environ.get("DVC_EXP_BASELINE_REV") or "").strip() if experiment else ""
+
+    def unknown(problem: str) -> Revision:
+        if baseline:
+            return Revision(baseline, experiment=experiment)
+        return Revision(None, experiment=experiment, problem=problem)
+
+    try:
+        inside = _git(root, "rev-parse", "--is-inside-work-tree")
+        if inside.returncode != 0 or inside.stdout.strip() != "true":
+            return unknown("not a git repository")
+        head = _git(root, "rev-parse", "--verify", "-q", "HEAD")
+        if head.returncode != 0:
+            return unknown("no commit yet")
+        # --no-optional-locks: reading the state must not rewrite .git/index under a
+        # concurrent git command
+        status = _git(root, "--no-optional-locks", "status", "--porcelain", "-z")
+    except FileNotFoundError:
+        return unknown("git is not installed")
+    except (OSError, subprocess.SubprocessError) as exc:
+        return unknown(f"git failed: {type(exc).__name__}")
+    changes = (
+        _porcelain_paths(status.stdout) if status.returncode == 0 else ("(git status failed)",)
+    )
+    return Revision(baseline or head.stdout.strip(), changes=changes, experiment=experiment)
 
 
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
     sections = [
         dataset_section(name, spec, params, layout) for name, spec in params.datasets.items()
     ]
-    page = report_html(sections, title=f"Model report: {', '.join(params.datasets)}")
+    revision = git_revision(layout.root)
+    title = f"Model report: {', '.join(params.datasets)}"
+    page = report_html(sections, revision, title=title)
     write_text(layout.report, page)
     log.info("wrote %s (%d KB)", layout.report, len(page.encode("utf-8")) // 1024)
 

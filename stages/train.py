@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from tabml.cli import run_stage, stage_parser
 from tabml.errors import DataError
-from tabml.files import replace_dir, write_json
+from tabml.files import replace_dir, write_csv, write_json
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from tabml.artifact import Decision
     from tabml.layout import Layout
     from tabml.params import AlgoParams, Params
 
@@ -91,12 +92,13 @@ def _progress_callback(total: int) -> Any:
 
 
 def fit_estimator(
-    algo: str, params: AlgoParams, X: np.ndarray, y: np.ndarray
+    algo: str, params: AlgoParams, X: np.ndarray, y: np.ndarray, *, progress: bool = True
 ) -> tuple[Any, dict[str, list[float]]]:
     """Core: fit ``algo`` on features ``X`` and 0/1 labels ``y``.
 
     Returns the fitted estimator and, for xgb, the per-round log loss on the train and
     validation parts (``{"train": [...], "valid": [...]}``); empty for other algorithms.
+    ``progress``: log lines while trees grow (off for the cross-validation folds).
     """
     import numpy as np
 
@@ -104,16 +106,13 @@ def fit_estimator(
         raise DataError("the train split holds a single class; cannot train")
     estimator = build_estimator(algo, params)
     if algo == "rf":
-        return _fit_forest(estimator, X, y), {}
+        return (_fit_forest(estimator, X, y) if progress else estimator.fit(X, y)), {}
     if algo != "xgb":
         estimator.fit(X, y)
         return estimator, {}
-    from sklearn.model_selection import train_test_split
-
-    X_fit, X_val, y_fit, y_val = train_test_split(
-        X, y, test_size=params.validation_fraction, random_state=params.seed, stratify=y
-    )
-    estimator.set_params(callbacks=[_progress_callback(params.n_estimators)])
+    X_fit, X_val, y_fit, y_val = _validation_split(params, X, y)
+    if progress:
+        estimator.set_params(callbacks=[_progress_callback(params.n_estimators)])
     if hasattr(X, "tocsr"):
         _evaluate_on_plain_dmatrix(estimator)
     try:
@@ -127,6 +126,68 @@ def fit_estimator(
         "valid": [float(v) for v in history["validation_1"]["logloss"]],
     }
     return estimator, curves
+
+
+def _validation_split(params: Any, X: Any, y: np.ndarray) -> tuple[Any, Any, Any, Any]:
+    """xgb's early-stopping split of its training rows: (X_fit, X_val, y_fit, y_val)."""
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(
+        X, y, test_size=params.validation_fraction, random_state=params.seed, stratify=y
+    )
+
+
+def fit_model(
+    algo: str,
+    params: AlgoParams,
+    X: Any,
+    y: np.ndarray,
+    *,
+    cv_folds: int,
+    seed: int,
+    progress: bool = True,
+) -> tuple[Any, dict[str, list[float]]]:
+    """Core: the whole training procedure of ``algo``: :func:`fit_estimator`, or with
+    ``calibration`` sigmoid/isotonic, scikit-learn's CalibratedClassifierCV over it
+    (``cv_folds`` stratified folds seeded by ``seed``: each fold's model calibrated on the
+    rows it did not see, probabilities averaged; xgb early-stops on its validation part).
+    Calibrated models have no per-round history."""
+    method = params.calibration
+    if method == "none":
+        return fit_estimator(algo, params, X, y, progress=progress)
+    import numpy as np
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.model_selection import StratifiedKFold
+
+    if len(np.unique(y)) < 2:
+        raise DataError("the train split holds a single class; cannot train")
+    folds = StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed)
+    wrapped = CalibratedClassifierCV(build_estimator(algo, params), method=method, cv=folds)
+    if algo != "xgb":
+        return wrapped.fit(X, y), {}
+    X_fit, X_val, y_fit, y_val = _validation_split(params, X, y)
+    return wrapped.fit(X_fit, y_fit, eval_set=[(X_val, y_val)], verbose=False), {}
+
+
+def decide(algo: str, params: Params, X: Any, y: np.ndarray, name: str) -> tuple[Decision, Any]:
+    """Core: cross-validate ``algo``'s whole training procedure on the train split and choose
+    its decision threshold from the out-of-fold predictions (``evaluate.threshold: auto``:
+    max F1, or least cost with ``evaluate.costs``). Returns the decision (threshold, rule,
+    CV summary for the card) and the out-of-fold predictions."""
+    from tabml.cv import cross_validate, decision
+
+    algo_params, train = params.train.algo(algo), params.train
+    seed = params.split.seed
+
+    def fit(X_part: Any, y_part: np.ndarray) -> Any:
+        return fit_model(
+            algo, algo_params, X_part, y_part, cv_folds=train.cv_folds, seed=seed, progress=False
+        )[0]
+
+    result = cross_validate(
+        fit, X, y, k=train.cv_folds, seed=seed, max_rows=train.cv_rows, label=f"{algo} on {name}"
+    )
+    return decision(result, params.evaluate), result
 
 
 def _evaluate_on_plain_dmatrix(estimator: Any) -> None:
@@ -213,6 +274,9 @@ def _write_train_metrics(
 
 
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
+    from tabml.tuning import with_tuned  # train.<algo> updated with tuned/<dataset>-<algo>.yaml
+
+    params = with_tuned(params, args.dataset, args.algo, layout)
     if params.dataset(args.dataset).engine == "dask":
         from tabml.daskengine.train import StageRules, train
 
@@ -236,7 +300,22 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
         *X.shape,
         "sparse" if hasattr(X, "nnz") else "dense",
     )
-    estimator, curves = fit_estimator(algo, algo_params, X, y)
+    decision, oof = decide(algo, params, X, y, name)
+    auc = decision.cv["metrics"]["roc_auc"] if decision.cv else {}
+    log.info(
+        "cross-validated %s on %s (%d folds, %d rows): roc_auc %.4f ± %.4f; threshold %.4g (%s)",
+        algo,
+        name,
+        params.train.cv_folds,
+        len(oof.rows),
+        auc.get("mean", float("nan")),
+        auc.get("std", float("nan")),
+        decision.threshold,
+        decision.rule,
+    )
+    estimator, curves = fit_model(
+        algo, algo_params, X, y, cv_folds=params.train.cv_folds, seed=params.split.seed
+    )
     metrics = training_metrics(estimator, X, y, params.train.metrics_rows)
     if curves:
         metrics["best_iteration"] = int(
@@ -246,8 +325,16 @@ def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
     log.info("trained %s on %s: %s", algo, name, metrics)
 
     out = save_trained(
-        layout, params, name, algo, (features, transformer, estimator), metrics, curves
+        layout,
+        params,
+        name,
+        algo,
+        (features, transformer, estimator),
+        metrics,
+        curves,
+        decision=decision,
     )
+    write_csv(layout.oof(algo, name, params.train.model_version), oof.frame())
     replace_dir(
         layout.train_metrics_dir(name, algo), lambda d: _write_train_metrics(d, metrics, curves)
     )

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# As the stages do (tabml.cli.run_stage): OpenMP threads sleep while waiting, so in-process
+# xgboost fits do not crawl while the other test process keeps both cores busy.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Directory under tests/ -> order; unknown directories run between serving and fault.
 TIERS = ("unit", "serving", "fault", "pipeline", "dask", "remote")

@@ -9,7 +9,8 @@ can check Layout, and every file a run leaves on disk, against them:
   ``data/<phase>/<dataset>/``. ``<part>`` is a word (``train``, ``features``) or, for the
   partitions the Dask engine writes, a word and a five-digit partition number
   (``train-00000``); ext csv, pkl, json, npz or parquet;
-- models:  ``models/<dataset>/<algo>_<dataset>_v<N>.pkl`` and its card ``.json`` beside it;
+- models:  ``models/<dataset>/<algo>_<dataset>_v<N>.pkl``, its card ``.json`` and its
+  out-of-fold predictions ``.oof.csv`` beside it;
 - figures: ``plots/figures/<dataset>/<topic>_<dataset>_<YYYYMMDD>.png``; plot data for DVC:
   ``plots/data/<topic>/<dataset>/<topic>_<dataset>-<algo>_<YYYYMMDD>.csv``;
 - notebooks: ``notebooks/<NN>_<topic>_<author>.ipynb``.
@@ -32,7 +33,7 @@ DATA_NAME_RE = re.compile(
     r"_(?P<date>\d{8})\.(?P<ext>csv|pkl|json|npz|parquet)\Z"
 )
 # The model file and its card: the same model id, two extensions.
-MODEL_NAME_RE = re.compile(rf"^{MODEL_ID_PATTERN}\.(?P<ext>pkl|json)\Z")
+MODEL_NAME_RE = re.compile(rf"^{MODEL_ID_PATTERN}\.(?P<ext>pkl|json|oof\.csv)\Z")
 FIGURE_NAME_RE = re.compile(
     rf"^(?P<topic>{NAME_PATTERN})_(?P<dataset>{NAME_PATTERN}){_PART}_(?P<date>\d{{8}})"
     r"\.(?P<ext>png|csv)\Z"

@@ -17,8 +17,11 @@ Pulls check what they download: the remote gets DVC's ``verify = true`` (in the 
 ``.dvc/config.local``), so DVC re-hashes every object it fetches and drops one whose content
 does not match its name (without it DVC trusts an object's name and checks out whatever bytes
 it holds). When ``dvc pull`` fails, the last line says why, naming the workspace files: those
-whose object failed that hash check (and where the bad objects are), those never pushed,
-those that could not be downloaded.
+whose object failed that hash check (and where the bad objects are), those never pushed
+(how many objects neither the remote nor the local cache has: DVC's own list, which also holds
+a directory's listing that `dvc status --cloud` cannot see), those that could not be
+downloaded. Paths come from dvc.lock and the .dvc files. Any other failure quotes dvc's last
+error: the remote had just answered the check.
 """
 
 from __future__ import annotations
@@ -449,6 +452,10 @@ def ensure_verify(root: Path, remote: Remote, env: Mapping[str, str]) -> None:
 
 _OPTIONS_WITH_VALUE = ("-j", "--jobs", "-r", "--remote")
 _FAILED_TRANSFER = re.compile(r"failed to transfer '(?P<md5>[0-9a-f]{32})")
+# dvc pull's warning lists each object neither the remote nor the cache has, one a line:
+# "md5: <hash>" (a directory's listing ends in .dir; dvc status prefixes "name: ..., ").
+_MISSING_HEADER = "Missing cache files:"
+_MISSING_LINE = re.compile(r"(?:name: [^,]*, )?md5: (?P<md5>[0-9a-f]{32}(?:\.dir)?)")
 _NAMED = 5  # files named in a message; the rest are counted
 
 
@@ -461,10 +468,10 @@ def pull_targets(extra: Sequence[str]) -> list[str]:
     ]
 
 
-def _names(paths: Sequence[str]) -> str:
+def _names(paths: Sequence[str], where: str = " (`dvc status -c` lists them)") -> str:
     shown = ", ".join(paths[:_NAMED])
     more = len(paths) - _NAMED
-    return f"{shown} and {more} more (`dvc status -c` lists them)" if more > 0 else shown
+    return f"{shown} and {more} more{where}" if more > 0 else shown
 
 
 def _objects(remote: Remote, md5s: Sequence[str]) -> str:
@@ -472,6 +479,60 @@ def _objects(remote: Remote, md5s: Sequence[str]) -> str:
     paths = [f"{url}/files/md5/{md5[:2]}/{md5[2:]}" for md5 in md5s]
     more = len(paths) - _NAMED
     return ", ".join(paths[:_NAMED]) + (f" and {more} more" if more > 0 else "")
+
+
+def missing_objects(output: str) -> frozenset[str]:
+    """The objects (md5, a directory listing's ending in .dir) dvc's output says neither the
+    remote nor the local cache has: the lines after its "Missing cache files:" warning."""
+    found: set[str] = set()
+    listing = False
+    for line in output.splitlines():
+        match = _MISSING_LINE.fullmatch(line.strip()) if listing else None
+        if match:
+            found.add(match["md5"])
+        listing = bool(match) or line.rstrip().endswith(_MISSING_HEADER)
+    return frozenset(found)
+
+
+def tracked_objects(root: Path) -> dict[str, str]:
+    """Each path DVC tracks in ``root`` (relative) -> the md5 of its object, from dvc.lock and
+    the .dvc files without asking any remote: a directory's md5 ends in .dir, and the files
+    inside it are listed too when the local cache holds its listing. Empty if DVC cannot read
+    the repository."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    objects: dict[str, str] = {}
+    try:
+        with Repo(str(root)) as repo:
+            cache = repo.cache.local
+            for out in repo.index.outs:
+                md5 = out.hash_info.value if out.use_cache and out.hash_info else None
+                if not md5:
+                    continue
+                try:
+                    path = Path(out.fs_path).relative_to(root).as_posix()
+                except ValueError:  # an output outside the repository
+                    continue
+                objects[path] = md5
+                if md5.endswith(".dir"):
+                    objects.update(
+                        (f"{path}/{entry['relpath']}", entry["md5"])
+                        for entry in _listing(Path(cache.oid_to_path(md5)))
+                    )
+    except (DvcException, OSError, ValueError) as exc:
+        log.debug("cannot list what DVC tracks in %s: %s", root, exc)
+        return {}
+    return objects
+
+
+def _listing(path: Path) -> list[dict[str, str]]:
+    """The entries of a directory's listing (a .dir object) in the cache; [] if absent."""
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [e for e in entries if isinstance(e, dict) and e.get("md5") and e.get("relpath")]
 
 
 def pull_failure(
@@ -482,20 +543,33 @@ def pull_failure(
 ) -> str | None:
     """Why `dvc pull` failed, naming workspace files, or None when it is none of these.
 
-    ``run.corrupted`` are the objects DVC found corrupted (their md5); ``statuses`` is what
-    `dvc status --cloud --json` says afterwards (path -> "missing": neither the remote nor
-    the cache has it); ``hashes`` maps each tracked file to its md5 (`dvc ls --show-hash`),
-    which is how an object is named by the file it holds.
+    ``run.corrupted`` are the objects DVC found corrupted (their md5); objects never pushed
+    are those dvc's output lists as missing (:func:`missing_objects`) and the paths that
+    ``statuses``, what `dvc status --cloud --json` says afterwards, calls "missing" (neither
+    the remote nor the cache has it; it cannot see inside a directory whose listing is
+    missing, so it may say nothing); ``hashes`` maps each tracked path to its md5
+    (:func:`tracked_objects`), which is how an object is named by the path it holds.
     """
-    corrupted = sorted(p for p, md5 in hashes.items() if md5 in run.corrupted)
-    unmapped = sorted(run.corrupted - set(hashes.values()))
+    corrupted = sorted(p for p, md5 in hashes.items() if _bare(md5) in run.corrupted)
+    unmapped = sorted(run.corrupted - {_bare(md5) for md5 in hashes.values()})
     undownloaded = set(_FAILED_TRANSFER.findall(run.output)) - run.corrupted
     not_downloaded = sorted(p for p, md5 in hashes.items() if md5 in undownloaded)
-    never_pushed = sorted(
+    # Never pushed: the objects dvc's output lists, and the paths dvc status calls missing.
+    missing_paths = {
         p
         for p, state in (statuses or {}).items()
-        if state == "missing" and hashes.get(p) not in run.corrupted
-    )
+        if state == "missing" and _bare(hashes.get(p, "")) not in run.corrupted
+    }
+    missing = {md5 for md5 in missing_objects(run.output) if _bare(md5) not in run.corrupted}
+    missing |= {hashes[p] for p in missing_paths if p in hashes}
+    unknown = sorted(missing - set(hashes.values()))  # no tracked path has it
+    unnamed = sorted(missing_paths - set(hashes))  # no md5 known for the path
+    never_pushed = sorted({p for p, md5 in hashes.items() if md5 in missing} | set(unnamed))
+    # A directory's files are named by the directory when it is missing too.
+    never_pushed = [p for p in never_pushed if not _inside(p, never_pushed)]
+    if not unnamed:  # else those paths are likely these objects: their md5 is no news
+        never_pushed += [f"object {md5}" for md5 in unknown]
+    objects_missing = len(missing) + max(0, len(unnamed) - len(unknown))
     reasons = []
     if corrupted or unmapped:
         objects = sorted({hashes[p] for p in corrupted} | set(unmapped))
@@ -507,12 +581,13 @@ def pull_failure(
             "skips objects the remote already has)"
         )
     if never_pushed:
-        one = len(never_pushed) == 1
-        verb, it = ("was", "it") if one else ("were", "they")
+        verb, it = ("was", "it") if len(never_pushed) == 1 else ("were", "them")
+        objects = "1 object is" if objects_missing == 1 else f"{objects_missing} objects are"
         reasons.append(
-            f"{_names(never_pushed)} {verb} never pushed (neither the remote nor the local "
-            f"cache has {it if one else 'them'}): run `make push` where {it} {verb} produced, "
-            f"or `make repro` to rebuild {it if one else 'them'}"
+            # Not `dvc status -c` for the rest: it cannot see a directory never pushed.
+            f"{_names(never_pushed, '')} {verb} never pushed ({objects} in neither the remote nor "
+            f"the local cache): run the pipeline and `make push` on the machine that produced "
+            f"{it}, or `make repro` here to rebuild {it}"
         )
     if not_downloaded:
         reasons.append(
@@ -524,6 +599,24 @@ def pull_failure(
     return f"dvc pull from remote {remote.name!r} failed: " + "; ".join(reasons)
 
 
+def _bare(md5: str) -> str:
+    """An md5 without the .dir of a directory listing (how a corrupted object is named)."""
+    return md5.removesuffix(".dir")
+
+
+def _inside(path: str, others: Sequence[str]) -> bool:
+    return any(path.startswith(f"{other}/") for other in others)
+
+
+def last_error(output: str) -> str | None:
+    """dvc's last ``ERROR:`` line (its first line only), without the prefix."""
+    errors = [line for line in output.splitlines() if line.startswith("ERROR:")]
+    if not errors:
+        return None
+    text = errors[-1].removeprefix("ERROR:").strip()
+    return text[:300] + ("..." if len(text) > 300 else "")
+
+
 def diagnose_pull(
     root: Path, remote: Remote, env: Mapping[str, str], run: DvcRun, extra: Sequence[str]
 ) -> str | None:
@@ -531,15 +624,7 @@ def diagnose_pull(
     statuses = _dvc_quiet(
         ["status", "--cloud", "--json", "--remote", remote.name, *pull_targets(extra)], root, env
     )
-    listing = _dvc_quiet(
-        ["ls", ".", "--recursive", "--dvc-only", "--show-hash", "--json"], root, env
-    )
-    hashes = {
-        entry["path"]: entry["md5"]
-        for entry in listing or []
-        if isinstance(entry, dict) and entry.get("md5") and entry.get("path")
-    }
-    return pull_failure(run, statuses, hashes, remote)
+    return pull_failure(run, statuses, tracked_objects(root), remote)
 
 
 COMMANDS = {"push": ["push"], "pull": ["pull"], "status": ["status", "--cloud"]}
@@ -571,15 +656,14 @@ def _run(
     if run.code == 0:
         return 0
     why = diagnose_pull(root, remote, env, run, extra) if command == "pull" else None
-    return _fail(
-        why
-        or (
-            f"dvc {command} to remote {remote.name!r} failed (exit {run.code}); "
-            "`make remote-check` tells whether the remote is usable"
-        ),
-        env,
-        run.code,
-    )
+    if why is None:
+        # The remote answered the check just before: what dvc said is the lead, not the remote.
+        direction = "from" if command == "pull" else "to"
+        why = (
+            f"dvc {command} {direction} remote {remote.name!r} failed (exit {run.code}): "
+            f"{last_error(run.output) or 'see dvc output above'}"
+        )
+    return _fail(why, env, run.code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

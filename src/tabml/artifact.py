@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import platform
 from collections.abc import Iterable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -81,6 +82,26 @@ class ModelCard(BaseModel):
     history: dict[str, list[float]] = {}  # per-round loss of iterative learners (xgb)
     libraries: dict[str, str]
     check: CheckRows
+    # The decision rule the API, the batch CLI and evaluate apply: positive where
+    # P(positive) >= threshold, and how it was chosen. Cards written before issue 10 lack it.
+    threshold: float = 0.5
+    threshold_rule: str = "fixed: 0.5"
+    calibration: Literal["none", "sigmoid", "isotonic"] = "none"
+    # Cross-validation on the train split (tabml.cv.cv_summary): folds, seed, rows, and per
+    # metric mean, std and fold values; the leaderboard ranks by it.
+    cv: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How a model decides and how well it cross-validated: what train adds to the card."""
+
+    threshold: float
+    rule: str
+    cv: dict[str, Any] | None
+
+    def card_fields(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "threshold_rule": self.rule, "cv": self.cv}
 
 
 def loading_note(file: str, positive_class: str) -> str:
@@ -114,8 +135,10 @@ def _versions(names: Iterable[str]) -> dict[str, str]:
 
 def library_versions(estimator: Any) -> dict[str, str]:
     """The versions a model is trained with: the common stack, and xgboost when the estimator
-    is one of its classes (xgb, and the Dask engine's random forest, XGBRFClassifier)."""
-    uses_xgboost = type(estimator).__module__.partition(".")[0] == "xgboost"
+    (or the one a CalibratedClassifierCV wraps) is one of its classes (xgb, and the Dask
+    engine's random forest, XGBRFClassifier)."""
+    inner = getattr(estimator, "estimator", None) or estimator
+    uses_xgboost = type(inner).__module__.partition(".")[0] == "xgboost"
     return _versions((*LIBRARIES, *(("xgboost",) if uses_xgboost else ())))
 
 
@@ -159,13 +182,15 @@ def save_trained(
     metrics: dict[str, Any],
     curves: dict[str, list[float]],
     engine_params: dict[str, Any] | None = None,
+    decision: Decision | None = None,
 ) -> Path:
     """Save a trained model of dataset ``name`` as its model file and card, for both engines.
 
     ``fitted`` is the featurize spec, the fitted transformer and the fitted estimator; the
     file holds the scikit-learn Pipeline of the last two. The card records the params that
     made it (``engine_params``: what a non-default engine adds, e.g. which distributed
-    estimator), the training metrics and history, and check rows scored here."""
+    estimator), the training metrics and history, the decision rule and cross-validation
+    results (``decision``), and check rows scored here."""
     from sklearn.pipeline import Pipeline
 
     from tabml.secrets import redact
@@ -201,6 +226,8 @@ def save_trained(
         history={part: [round(v, 6) for v in values] for part, values in curves.items()},
         libraries=library_versions(estimator),
         check=CheckRows(rows=features.check_rows, proba=[]),
+        calibration=getattr(algo_params, "calibration", "none"),
+        **(decision.card_fields() if decision else {}),
     )
     proba = check_probabilities(Model(pipeline, card)).tolist()
     card = card.model_copy(update={"check": CheckRows(rows=features.check_rows, proba=proba)})

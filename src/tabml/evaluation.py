@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tabml.errors import DataError
+from tabml.layout import parse_model_id
 from tabml.metrics import LOWER_IS_BETTER, SCORERS, is_positive, score
 
 if TYPE_CHECKING:
@@ -43,9 +44,29 @@ LOSS_TOPIC = "loss"  # only for models with a per-round history (xgb)
 # Every plot-data directory evaluate@<dataset> writes (each exists after the stage, empty
 # when no model has that topic): dvc.yaml declares them all as outputs.
 TOPICS = (*PLOT_TOPICS, LOSS_TOPIC)
-# Leaderboard keys the plot and report stages read; a board without one is from an older
-# evaluate.
-BOARD_KEYS = ("metric", "best_algo", "best_model", "ranking", "models")
+# What the plot and report stages read of a leaderboard and of each of its models: a board
+# without one of them is from an older evaluate (check_board).
+BOARD_KEYS = (
+    "metric",
+    "higher_is_better",
+    "rule",
+    "champion",
+    "champion_model",
+    "reason",
+    "ranking",
+    "models",
+)
+BOARD_MODEL_KEYS = (
+    "model_id",
+    "cv_mean",
+    "cv_std",
+    "test",
+    "test_low",
+    "test_high",
+    "threshold",
+    "threshold_rule",
+    "calibration",
+)
 
 
 @dataclass(frozen=True)
@@ -57,7 +78,7 @@ class Scored:
     """
 
     model_id: str
-    metrics: dict[str, float]
+    metrics: dict[str, Any]
     plots: dict[str, pd.DataFrame]
 
 
@@ -172,17 +193,22 @@ def curve_frames(
 
 
 def curves(
-    y: np.ndarray, proba: np.ndarray, classes: tuple[str, str], params: EvaluateParams
+    y: np.ndarray,
+    proba: np.ndarray,
+    classes: tuple[str, str],
+    params: EvaluateParams,
+    threshold: float,
 ) -> dict[str, pd.DataFrame]:
-    """Plot data for DVC and the figures (ROC, precision-recall, confusion counts,
-    calibration), all from one array of positive-class probabilities."""
+    """Plot data for DVC and the figures (ROC, precision-recall, confusion counts at the
+    model's ``threshold``, calibration), all from one array of positive-class
+    probabilities."""
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
     fpr, tpr, thresholds = roc_curve(y, proba)  # drops collinear points itself
     precision, recall, _ = precision_recall_curve(y, proba, drop_intermediate=True)
     fraction_positive, mean_predicted = calibration_curve(y, proba, n_bins=params.calibration_bins)
-    predicted = is_positive(proba, params.threshold).astype(int)
+    predicted = is_positive(proba, threshold).astype(int)
     return curve_frames(
         roc=(fpr, tpr, thresholds),
         pr=(recall, precision),
@@ -299,12 +325,14 @@ def validate_test(model: Model, test: pd.DataFrame) -> Batch:
 def evaluate_model(
     model: Model, test: pd.DataFrame, params: EvaluateParams, *, batch: Batch | None = None
 ) -> tuple[dict[str, float], dict[str, pd.DataFrame]]:
-    """Metrics and plot data of one model on raw test rows (target included).
+    """Metrics (at the card's threshold, each with its bootstrap 95% interval) and plot data
+    of one model on raw test rows (target included).
 
     ``batch`` is :func:`validate_test` of ``test`` for this model's schema when the caller
     has it already (the models of one dataset share a schema: validate once). The
     probabilities are computed once: metrics, curves and calibration come from one array.
     """
+    from tabml.bootstrap import bootstrap_intervals
     from tabml.target import encode_target
 
     card = model.card
@@ -314,9 +342,16 @@ def evaluate_model(
     if batch is None:
         batch = validate_test(model, test)
     proba = chunked_proba(model, batch, params.n_jobs)
-    metrics = score(y, proba, params.threshold)
+    threshold = card.threshold
+    metrics: dict[str, Any] = score(y, proba, threshold)
     metrics["n_test"] = len(y)
-    plots = curves(y, proba, model.classes, params)
+    metrics["threshold"] = threshold
+    metrics["ci95"] = ci95(
+        bootstrap_intervals(
+            y, proba, threshold, resamples=params.bootstrap_resamples, seed=params.seed
+        )
+    )
+    plots = curves(y, proba, model.classes, params, threshold)
     plots["importance"] = importance(model, batch.frame(model.schema), y, params)
     if card.history:
         plots[LOSS_TOPIC] = loss_curve(card.history)
@@ -326,36 +361,180 @@ def evaluate_model(
 # --- leaderboard ---------------------------------------------------------------------------
 
 
-def leaderboard(
-    scores: Mapping[str, Mapping[str, float]], metric: str, model_ids: Mapping[str, str]
-) -> dict[str, Any]:
-    """Rank algorithms by ``metric`` (ascending for losses); ties break by name."""
-    if not scores:
-        raise DataError("no model to rank")
-    sign = 1 if metric in LOWER_IS_BETTER else -1
-    ranking = sorted(scores, key=lambda algo: (sign * scores[algo][metric], algo))
-    best = ranking[0]
+def _rounded(value: float) -> float | None:
+    """A JSON-safe rounded number (NaN, an undefined interval, becomes null)."""
+    import math
+
+    return round(float(value), 6) if math.isfinite(value) else None
+
+
+def ci95(intervals: Mapping[str, tuple[float, float]]) -> dict[str, dict[str, float | None]]:
+    """The test metrics' ``ci95`` entry of either engine: ``{metric: {"low", "high"}}``,
+    an undefined bound (a resampled split with one class) as null."""
     return {
-        "metric": metric,
-        "higher_is_better": metric not in LOWER_IS_BETTER,
-        "best_algo": best,
-        "best_model": model_ids[best],
-        "best_score": scores[best][metric],
-        "ranking": ranking,
-        "scores": {algo: scores[algo][metric] for algo in ranking},
-        "models": {algo: model_ids[algo] for algo in ranking},
+        name: {"low": _rounded(lo), "high": _rounded(hi)} for name, (lo, hi) in intervals.items()
     }
 
 
-def ranked_models(dataset: str, board: Mapping[str, Any], algos: Sequence[str]) -> dict[str, str]:
-    """Model id per algorithm as a leaderboard recorded them; refuses a board that an older
-    evaluate wrote or that ranks other algorithms than ``train.algos``."""
+@dataclass(frozen=True)
+class Entry:
+    """One model as the leaderboard sees it: its CV summary from the card (None for a model
+    trained without cross-validation), its test metrics (with ``ci95``) and decision rule."""
+
+    model_id: str
+    cv: Mapping[str, Any] | None
+    test: Mapping[str, Any]
+    threshold: float
+    threshold_rule: str
+    calibration: str
+
+
+RULE = "best CV mean; a simpler model (lr < xgb < rf) within one standard error of it wins"
+
+
+def _simplicity(algo: str) -> int:
+    from tabml.cv import SIMPLICITY
+
+    return SIMPLICITY.index(algo) if algo in SIMPLICITY else len(SIMPLICITY)
+
+
+def leaderboard(
+    entries: Mapping[str, Entry], metric: str, min_score: float | None = None
+) -> dict[str, Any]:
+    """Rank models by their cross-validated ``metric`` on the train split and choose the
+    champion without the test set: the best CV mean, unless a simpler model (lr < xgb < rf)
+    is within one standard error (std / sqrt(folds)) of it. ``min_score`` is a promotion
+    gate: a candidate whose CV mean misses it cannot be champion, so a dataset whose best
+    model misses it has none (``champion`` null, ``reason`` says why). Test metrics are
+    only reported, with their intervals."""
+    import math
+
+    if not entries:
+        raise DataError("no model to rank")
+    higher = metric not in LOWER_IS_BETTER
+    sign = -1 if higher else 1
+    models: dict[str, dict[str, Any]] = {}
+    for algo, e in entries.items():
+        cv = (e.cv or {}).get("metrics", {}).get(metric) if e.cv else None
+        folds = int(e.cv["folds"]) if e.cv else 0
+        interval = (e.test.get("ci95") or {}).get(metric) or {}
+        models[algo] = {
+            "model_id": e.model_id,
+            "cv_mean": cv["mean"] if cv else None,
+            "cv_std": cv["std"] if cv else None,
+            "cv_se": round(cv["std"] / math.sqrt(folds), 6) if cv else None,
+            "test": e.test.get(metric),
+            "test_low": interval.get("low"),
+            "test_high": interval.get("high"),
+            "threshold": e.threshold,
+            "threshold_rule": e.threshold_rule,
+            "calibration": e.calibration,
+        }
+    with_cv = [a for a in models if models[a]["cv_mean"] is not None]
+    ranking = sorted(with_cv, key=lambda a: (sign * models[a]["cv_mean"], _simplicity(a), a))
+    ranking += sorted(a for a in models if a not in with_cv)
+    champion, reason = _champion(models, ranking[: len(with_cv)], metric, higher, min_score)
+    folds = {int(e.cv["folds"]) for e in entries.values() if e.cv}
+    return {
+        "metric": metric,
+        "higher_is_better": higher,
+        "cv_folds": folds.pop() if len(folds) == 1 else None,
+        "rule": RULE,
+        "min_score": min_score,
+        "champion": champion,
+        "champion_model": models[champion]["model_id"] if champion else None,
+        "reason": reason,
+        "ranking": ranking,
+        "models": {algo: models[algo] for algo in ranking},
+    }
+
+
+def _champion(
+    models: Mapping[str, Mapping[str, Any]],
+    ranking: Sequence[str],
+    metric: str,
+    higher: bool,
+    min_score: float | None,
+) -> tuple[str | None, str]:
+    """(champion algo or None, the one-sentence reason) for :func:`leaderboard`."""
+    if not ranking:
+        return None, "no model has cross-validation results: rerun train"
+    best = ranking[0]
+    top = models[best]
+
+    def passes(algo: str) -> bool:
+        mean = models[algo]["cv_mean"]
+        return min_score is None or (mean >= min_score if higher else mean <= min_score)
+
+    def cv(algo: str) -> str:
+        m = models[algo]
+        return f"{algo} {m['cv_mean']:.4f} ± {m['cv_std']:.4f}"
+
+    if not passes(best):
+        side = "<" if higher else ">"
+        return None, (
+            f"gate: the best CV {metric}, {cv(best)}, is {side} evaluate.min_score "
+            f"{min_score:g}; no model is promoted"
+        )
+    margin = top["cv_se"]
+    close = [
+        a
+        for a in ranking
+        if passes(a) and abs(models[a]["cv_mean"] - top["cv_mean"]) <= margin + 1e-12
+    ]
+    champion = min(close, key=lambda a: (_simplicity(a), ranking.index(a)))
+    if champion == best:
+        reason = f"best CV {metric}: {cv(best)}"
+        others = [a for a in close if a != best]
+        if others:
+            reason += f" ({', '.join(others)} within one standard error, not simpler)"
+    else:
+        reason = (
+            f"{cv(champion)} is within one standard error ({margin:.4f}) of the best CV "
+            f"{metric}, {cv(best)}, and simpler (lr < xgb < rf)"
+        )
+    if min_score is not None:
+        reason += f"; passes evaluate.min_score {min_score:g}"
+    return champion, reason
+
+
+def check_board(
+    dataset: str, board: Mapping[str, Any], algos: Sequence[str], source: str
+) -> dict[str, str]:
+    """Model id per algorithm of a leaderboard in the current format; a board an older
+    evaluate wrote, or one that ranks other algorithms than ``algos``, is refused in one
+    line naming ``source`` and saying to rerun evaluate."""
+    rerun = f"rerun evaluate (dvc repro evaluate@{dataset})"
+    if not isinstance(board, Mapping):
+        raise DataError(f"{source} is not a leaderboard (not a JSON object): {rerun}")
     for key in BOARD_KEYS:
         if key not in board:
-            raise DataError(f"leaderboard of {dataset!r} has no {key!r}: rerun evaluate")
+            raise DataError(f"{source} has no {key!r} (an older leaderboard format): {rerun}")
     if sorted(board["ranking"]) != sorted(algos):
         raise DataError(
-            f"leaderboard of {dataset!r} ranks {', '.join(board['ranking'])} but train.algos is "
-            f"{', '.join(algos)}: rerun evaluate"
+            f"{source} ranks {', '.join(board['ranking'])} but train.algos is "
+            f"{', '.join(algos)}: {rerun}"
         )
-    return {algo: board["models"][algo] for algo in algos}
+    ids = {}
+    for algo in board["ranking"]:
+        entry = board["models"].get(algo)
+        if not isinstance(entry, Mapping):
+            raise DataError(
+                f"{source} has no model entry for {algo!r} (an older leaderboard format): {rerun}"
+            )
+        for key in BOARD_MODEL_KEYS:
+            if key not in entry:
+                raise DataError(
+                    f"{source} has no {key!r} for {algo!r} (an older leaderboard format): {rerun}"
+                )
+        parsed = parse_model_id(entry["model_id"])
+        if parsed is None or parsed[:2] != (algo, dataset):
+            raise DataError(
+                f"{source} names model {entry['model_id']!r} for {algo!r}, not a model of "
+                f"{dataset!r}: {rerun}"
+            )
+        ids[algo] = entry["model_id"]
+    champion = board["champion"]
+    if champion is not None and champion not in board["ranking"]:
+        raise DataError(f"{source} crowns {champion!r}, which it does not rank: {rerun}")
+    return ids

@@ -91,6 +91,20 @@ class Layout:
         """The model card beside the model file: everything else about it, as JSON."""
         return self.dataset_models_dir(dataset) / f"{model_id(algo, dataset, version)}.json"
 
+    def oof(self, algo: str, dataset: str, version: int) -> Path:
+        """The model's out-of-fold predictions on the train split (row, fold, y, proba):
+        what its CV scores and decision threshold were computed from."""
+        return self.dataset_models_dir(dataset) / f"{model_id(algo, dataset, version)}.oof.csv"
+
+    def tuned(self, dataset: str, algo: str) -> Path:
+        """The best hyperparameters ``tune@<dataset>-<algo>`` found (``{}`` while tuning is
+        off): a params file of train, tracked by git."""
+        return self.root / "tuned" / f"{dataset}-{algo}.yaml"
+
+    def tune_metrics(self, dataset: str, algo: str) -> Path:
+        """What that search found and cost (metric, best and default CV scores, trials)."""
+        return self.root / "metrics" / "tune" / f"{dataset}-{algo}.json"
+
     def train_metrics_dir(self, dataset: str, algo: str) -> Path:
         return self.root / "metrics" / "train" / f"{dataset}-{algo}"
 

@@ -24,11 +24,14 @@ if TYPE_CHECKING:
 
 
 def single_threaded(pipeline: Any) -> None:
-    """n_jobs=1 on the estimator: same numbers on any thread, and deterministic for forests
-    (with threads, sklearn sums the trees in completion order)."""
+    """n_jobs=1 on the estimator (and on each fitted model a CalibratedClassifierCV holds):
+    same numbers on any thread, and deterministic for forests (with threads, sklearn sums the
+    trees in completion order)."""
     estimator = pipeline.steps[-1][1]
-    if "n_jobs" in estimator.get_params(deep=False):
-        estimator.set_params(n_jobs=1)
+    inner = [c.estimator for c in getattr(estimator, "calibrated_classifiers_", ())]
+    for each in (estimator, *inner):
+        if "n_jobs" in each.get_params(deep=False):
+            each.set_params(n_jobs=1)
 
 
 @dataclass

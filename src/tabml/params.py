@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     ValidationError,
     field_validator,
     model_validator,
@@ -195,7 +196,22 @@ class FeaturizeParams(_Section):
     max_categories: Annotated[int, Field(ge=2, le=10**6)] | None = 100
 
 
+def _known_algos(algos: list[str]) -> list[str]:
+    """A list of algorithms (train.algos, tune.algos): each known, none twice."""
+    for algo in algos:
+        if algo not in ALGOS:
+            _fail(f": unknown algorithm {algo!r} (allowed: {', '.join(ALGOS)})")
+    if len(set(algos)) != len(algos):
+        _fail(f" lists an algorithm twice: {algos}")
+    return algos
+
+
+# Probability calibration of a model (CalibratedClassifierCV over train.cv_folds folds).
+Calibration = Literal["none", "sigmoid", "isotonic"]
+
+
 class RFParams(_Section):
+    calibration: Calibration = "none"
     n_estimators: Annotated[int, Field(ge=1, le=100_000)] = 300
     max_depth: Annotated[int, Field(ge=1, le=1000)] | None = 12
     min_samples_leaf: Annotated[int, Field(ge=1, le=10**9)] = 2
@@ -205,6 +221,7 @@ class RFParams(_Section):
 
 
 class XGBParams(_Section):
+    calibration: Calibration = "none"
     n_estimators: Annotated[int, Field(ge=1, le=100_000)] = 400
     learning_rate: Share = 0.05
     max_depth: Annotated[int, Field(ge=1, le=64)] = 4
@@ -219,6 +236,7 @@ class XGBParams(_Section):
 
 
 class LRParams(_Section):
+    calibration: Calibration = "none"
     C: Annotated[float, Field(gt=0.0, le=1e12)] = 1.0
     max_iter: Annotated[int, Field(ge=1, le=10**7)] = 1000
     class_weight: Literal["balanced"] | None = None
@@ -233,6 +251,11 @@ class TrainParams(_Section):
     # Training-set metrics (to compare with the test metrics) on a seeded sample of at most
     # this many train rows: scoring a million rows with a forest costs minutes.
     metrics_rows: Annotated[int, Field(ge=100, le=10**9)] = 50_000
+    # Stratified k-fold cross-validation of every model on the train split (folds seeded by
+    # split.seed): the leaderboard ranks by it and the threshold comes from its predictions.
+    # At most cv_rows rows (a stratified sample beyond; null: all): k more fits of that size.
+    cv_folds: Annotated[int, Field(ge=2, le=50)] = 5
+    cv_rows: Annotated[int, Field(ge=100, le=10**9)] | None = 50_000
     rf: RFParams = Field(default_factory=RFParams)
     xgb: XGBParams = Field(default_factory=XGBParams)
     lr: LRParams = Field(default_factory=LRParams)
@@ -242,12 +265,7 @@ class TrainParams(_Section):
     def _algos(cls, algos: list[str]) -> list[str]:
         if not algos:
             _fail(f" is empty: choose from {', '.join(ALGOS)}")
-        for algo in algos:
-            if algo not in ALGOS:
-                _fail(f": unknown algorithm {algo!r} (allowed: {', '.join(ALGOS)})")
-        if len(set(algos)) != len(algos):
-            _fail(f" lists an algorithm twice: {algos}")
-        return algos
+        return _known_algos(algos)
 
     def algo(self, name: str) -> AlgoParams:
         if name not in self.algos:
@@ -257,9 +275,44 @@ class TrainParams(_Section):
         return getattr(self, name)
 
 
+def _threshold(value: Any) -> float | str:
+    """A probability strictly between 0 and 1, or ``auto``; one message for both kinds."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail(f" = {value!r}: expected a probability between 0 and 1, or auto")
+    if not 0.0 < value < 1.0:
+        _fail(f" = {value}: out of range, allowed (0.0, 1.0) or auto")
+    return float(value)
+
+
+Threshold = Annotated[float | Literal["auto"], PlainValidator(_threshold)]
+
+
+class Costs(_Section):
+    """What a wrong decision costs, for ``threshold: auto``: the least total cost wins."""
+
+    false_positive: Annotated[float, Field(gt=0.0, le=1e12)]
+    false_negative: Annotated[float, Field(gt=0.0, le=1e12)]
+
+
 class EvaluateParams(_Section):
     metric: Metric = "roc_auc"
-    threshold: Fraction = 0.5
+    # A probability, or auto: chosen per model from its out-of-fold predictions (max F1, or
+    # the least cost with `costs`). Written to the model card; the API and batch CLI use it.
+    threshold: Threshold = 0.5
+    costs: Costs | None = None
+    # Promotion gate: a dataset whose best CV score misses it has no champion (null: none).
+    min_score: float | None = None
+    # Resamples of the test split for the 95% interval of each test metric.
+    bootstrap_resamples: Annotated[int, Field(ge=100, le=100_000)] = 1000
+
+    @model_validator(mode="after")
+    def _costs_need_auto(self) -> EvaluateParams:
+        if self.costs is not None and self.threshold != "auto":
+            _fail(".costs only choose a threshold with threshold: auto; set it, or remove costs")
+        return self
+
     importance_repeats: Annotated[int, Field(ge=1, le=1000)] = 5
     # Permutation importance is computed on a stratified sample of this many test rows
     # (all rows when the test split is smaller): its cost no longer grows with the data.
@@ -271,6 +324,23 @@ class EvaluateParams(_Section):
     # ROC and precision-recall plot data keep at most this many points per model.
     curve_points: Annotated[int, Field(ge=10, le=100_000)] = 200
     seed: Seed = 42
+
+
+class TuneParams(_Section):
+    """Hyperparameter search, stage ``tune@<dataset>-<algo>`` (tabml.tuning): a seeded TPE
+    search of each listed algorithm, scored by train's own cross-validation. Reproducible:
+    the same seed and trials give the same best values (a timeout, a time budget, is not)."""
+
+    # Algorithms to tune, e.g. [xgb, lr]; empty: tuning off (every tune stage writes {}).
+    algos: list[str] = Field(default_factory=list)
+    trials: Annotated[int, Field(ge=1, le=100_000)] = 30  # per dataset and algorithm
+    timeout: Annotated[float, Field(gt=0.0, le=30 * 24 * 3600.0)] | None = None  # s per stage
+    seed: Seed = 42
+
+    @field_validator("algos")
+    @classmethod
+    def _algos(cls, algos: list[str]) -> list[str]:
+        return _known_algos(algos)
 
 
 class DaskParams(_Section):
@@ -288,6 +358,10 @@ class PlotParams(_Section):
     max_numeric_columns: Annotated[int, Field(ge=1, le=100)] = 12
     # EDA figures are drawn from a seeded sample of at most this many raw rows.
     eda_rows: Annotated[int, Field(ge=100, le=10**8)] = 100_000
+    # Categorical (and two-valued) columns drawn as bars of level frequency and positive rate:
+    # at most this many columns, and this many levels per column (the rest grouped as other).
+    max_categorical_columns: Annotated[int, Field(ge=1, le=100)] = 12
+    max_levels: Annotated[int, Field(ge=2, le=100)] = 15
 
 
 def _dataset_name(name: Any) -> Any:
@@ -309,6 +383,7 @@ class Params(_Section):
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     plot: PlotParams = Field(default_factory=PlotParams)
     dask: DaskParams = Field(default_factory=DaskParams)
+    tune: TuneParams = Field(default_factory=TuneParams)
 
     @model_validator(mode="before")
     @classmethod
@@ -319,6 +394,16 @@ class Params(_Section):
         if not isinstance(datasets, dict) or not datasets:
             _fail("datasets: declare at least one dataset (name: {source, target, ...})")
         return raw
+
+    @model_validator(mode="after")
+    def _tune_trained_algos(self) -> Params:
+        for algo in self.tune.algos:
+            if algo not in self.train.algos:
+                _fail(
+                    f"tune.algos: {algo!r} is not in train.algos ({', '.join(self.train.algos)}):"
+                    " tune only algorithms that train trains"
+                )
+        return self
 
     def check_sources(self, root: Path) -> list[str]:
         """Where each dataset keeps its files, as dvc.yaml wants them: ``ingest@<ds>``

@@ -1,7 +1,8 @@
 """The Dask engine end to end: a real ``dvc repro`` in a copy of this repository, on a Dask
 cluster of 2 workers started with dask's own command line (as a real cluster is, and
-reached through ``dask.address``), compared with the pandas engine on the same data, and
-its models served by the unchanged API and batch CLI."""
+reached through ``dask.address``), compared with the pandas engine on the same data, its
+models cross-validated and ranked as the pandas engine's, and served by the unchanged API
+and batch CLI."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from tabml.artifact import read_model
+from tabml.daskengine import train as dask_train
 from tabml.layout import Layout
+from tabml.metrics import METRICS
 from tabml.model import single_threaded
 from tests.dask import synth
 from tests.helpers import (
@@ -45,6 +48,7 @@ SNAPSHOT = "20250101"
 ALGOS = ("rf", "xgb", "lr")
 ROWS = 6000
 HOLDOUT = 20_000  # fresh rows neither engine trained on: the AUC comparison's test set
+CV_ROWS = 2000  # train.cv_rows: fewer than the ~4500 train rows, so CV runs on a sample
 
 
 def dataset(name: str, engine: str) -> dict:
@@ -62,6 +66,8 @@ def settings(params: dict, name: str, engine: str, address: str = "") -> None:
     params["datasets"] = {name: dataset(name, engine)}
     params["train"]["rf"]["n_estimators"] = 100
     params["train"]["xgb"]["n_estimators"] = 60
+    params["train"]["cv_rows"] = CV_ROWS
+    params["evaluate"]["threshold"] = "auto"  # each model's own, from its CV
     params["evaluate"]["importance_repeats"] = 1
     params["evaluate"]["importance_rows"] = 500
     params["dask"] = {"address": address, "blocksize": "64KiB"}
@@ -170,6 +176,11 @@ def split_rows(root: Path, part: str) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
+def processed_rows(root: Path, part: str) -> pd.DataFrame:
+    files = Layout(root).processed_parts(DASK, part, SNAPSHOT)
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
 def test_repro_runs_the_dask_stages_and_writes_partitions(repo: Path) -> None:
     log = (repo.parent / "repro.log").read_text()
     expected = {f"{s}@{DASK}" for s in ("ingest", "split", "featurize", "evaluate")}
@@ -220,13 +231,23 @@ def test_evaluate_metrics_and_plot_data_are_those_of_the_test_rows(repo: Path) -
     assert sorted(board["ranking"]) == sorted(ALGOS)
     for algo in ALGOS:
         metrics = json.loads(layout.test_metrics(DASK, algo).read_text())
-        proba = load(repo, algo, DASK).predict_proba(test, strict_categories=False)[:, 1]
+        model = load(repo, algo, DASK)
+        proba = model.predict_proba(test, strict_categories=False)[:, 1]
+        threshold = model.card.threshold  # chosen by train (threshold: auto), not 0.5
+        assert threshold != 0.5 and metrics["threshold"] == threshold
         assert metrics["n_test"] == len(test)
         assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, proba), abs=1e-3)
-        assert metrics["accuracy"] == pytest.approx(np.mean((proba >= 0.5) == y), abs=1e-6)
+        predicted = proba >= threshold
+        assert metrics["accuracy"] == pytest.approx(np.mean(predicted == y), abs=1e-6)
+        assert sorted(metrics["ci95"]) == sorted(METRICS)
+        for name in METRICS:  # the whole test split's intervals: narrow, around the value
+            low, high = metrics["ci95"][name]["low"], metrics["ci95"][name]["high"]
+            assert low <= metrics[name] <= high and high - low < 0.15, (algo, name)
         confusion = pd.read_csv(layout.plot_data("confusion", DASK, algo, SNAPSHOT))
         assert list(confusion.columns) == ["actual", "predicted", "count"]
         assert confusion["count"].sum() == len(test)
+        positive = confusion[confusion["predicted"] == synth.POSITIVE]["count"].sum()
+        assert positive == predicted.sum()  # counted at the card's threshold
         roc = pd.read_csv(layout.plot_data("roc", DASK, algo, SNAPSHOT))
         assert list(roc.columns) == ["fpr", "tpr", "threshold"] and len(roc) <= 200
         importance = pd.read_csv(layout.plot_data("importance", DASK, algo, SNAPSHOT))
@@ -271,7 +292,7 @@ def test_a_dask_model_is_served_by_the_unchanged_api(repo: Path) -> None:
 
     test = split_rows(repo, "test")
     board = json.loads(Layout(repo).leaderboard(DASK).read_text())
-    champion = load(repo, board["best_algo"], DASK)
+    champion = load(repo, board["champion"], DASK)
     rows = test.drop(columns=[synth.TARGET]).head(20)
     records = [
         {k: (None if pd.isna(v) else (v.item() if hasattr(v, "item") else v)) for k, v in r.items()}
@@ -280,7 +301,8 @@ def test_a_dask_model_is_served_by_the_unchanged_api(repo: Path) -> None:
     with TestClient(create_app(Settings(root=repo))) as client:
         assert client.get("/health").json()["status"] == "ok"
         body = client.post("/predict", json={"rows": records, "dataset": DASK}).json()
-        assert body["model_id"] == board["best_model"]
+        assert body["model_id"] == board["champion_model"]
+        assert body["threshold"] == champion.card.threshold
         got = [p["probabilities"][synth.POSITIVE] for p in body["predictions"]]
         expected = champion.predict_proba(rows, strict_categories=False)[:, 1]
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
@@ -307,6 +329,98 @@ def test_a_dask_model_predicts_a_file_with_the_batch_cli(repo: Path, tmp_path: P
     )
     assert proc.returncode == 0, proc.stderr
     board = json.loads(Layout(repo).leaderboard(DASK).read_text())
-    expected = load(repo, board["best_algo"], DASK).predict_proba(pd.read_csv(source))[:, 1]
+    expected = load(repo, board["champion"], DASK).predict_proba(pd.read_csv(source))[:, 1]
     got = pd.read_csv(out, float_precision="round_trip")[f"proba_{synth.POSITIVE}"]
     np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+
+def test_each_dask_model_is_cross_validated_on_a_sample_of_its_train_split(repo: Path) -> None:
+    """The pandas engine's CV rows and folds of the same train split (tabml.cv), predicted
+    by the shipped estimator's single-node twin; the threshold chosen from them."""
+    from tabml.cv import CvResult, choose_threshold, cv_sample, cv_summary, fold_ids
+
+    layout = Layout(repo)
+    y = processed_rows(repo, "train")[synth.TARGET].to_numpy()
+    rows = cv_sample(y, CV_ROWS, 42)
+    for algo in ALGOS:
+        card = load(repo, algo, DASK).card
+        oof = pd.read_csv(layout.oof(algo, DASK, 1))
+        assert oof.columns.tolist() == ["row", "fold", "y", "proba"]
+        assert oof["row"].tolist() == rows.tolist() and len(rows) == CV_ROWS
+        assert oof["y"].tolist() == y[rows].tolist()
+        assert oof["fold"].tolist() == fold_ids(y[rows], 5, 42).tolist()
+        labels, proba = oof["y"].to_numpy(), oof["proba"].to_numpy()
+        assert card.threshold == choose_threshold(labels, proba)
+        assert card.threshold_rule == "auto: max F1 on out-of-fold predictions"
+        assert card.calibration == "none"
+        summary = cv_summary(
+            CvResult(oof["row"].to_numpy(), oof["fold"].to_numpy(), labels, proba, 5, 42),
+            card.threshold,
+        )
+        assert card.cv == {
+            **summary,
+            "estimator": f"{dask_train.TWIN[algo]} (the single-node twin of the shipped "
+            f"{dask_train.SHIPPED[algo]}, same settings) on a stratified sample of {CV_ROWS} "
+            f"of {len(y)} train rows",
+        }
+        assert card.cv["metrics"]["roc_auc"]["mean"] > 0.85, algo
+
+
+def test_the_cross_validated_twin_scores_as_the_shipped_model(repo: Path) -> None:
+    """CV estimates the model that ships: each twin, trained here on the whole train split,
+    scores the test split as the model the workers trained."""
+    from stages.train import build_estimator
+    from tabml.params import load_params
+
+    params = load_params(repo / "params.yaml")
+    train_rows, test_rows = processed_rows(repo, "train"), processed_rows(repo, "test")
+    names = [c for c in train_rows.columns if c != synth.TARGET]
+    y = train_rows[synth.TARGET].to_numpy()
+    sample = dask_train.Sample(
+        rows=np.arange(len(y)),
+        part=np.zeros(len(y), dtype=np.int64),
+        frame=train_rows,
+        X=train_rows[names].to_numpy(),
+        y=y,
+        total=len(y),
+    )
+    rules = dask_train.StageRules(build_estimator, lambda *args: None)
+    X_test, y_test = test_rows[names].to_numpy(), test_rows[synth.TARGET].to_numpy()
+    for algo in ALGOS:
+        fit = dask_train.local_fit(algo, params, sample, rules)
+        twin = fit(np.arange(len(y))[:, np.newaxis], y).estimator
+        shipped = load(repo, algo, DASK).estimator
+        aucs = [roc_auc_score(y_test, m.predict_proba(X_test)[:, 1]) for m in (twin, shipped)]
+        assert abs(aucs[0] - aucs[1]) < 0.01, (algo, aucs)
+
+
+def test_a_dask_dataset_gets_a_champion_chosen_by_cross_validation(repo: Path) -> None:
+    from tabml.cv import SIMPLICITY
+
+    layout = Layout(repo)
+    board = json.loads(layout.leaderboard(DASK).read_text())
+    assert (board["metric"], board["cv_folds"], board["min_score"]) == ("roc_auc", 5, None)
+    for algo in ALGOS:
+        card = load(repo, algo, DASK).card
+        test = json.loads(layout.test_metrics(DASK, algo).read_text())
+        cv = card.cv["metrics"]["roc_auc"]
+        entry = board["models"][algo]
+        assert entry["model_id"] == f"{algo}_{DASK}_v1"
+        assert (entry["cv_mean"], entry["cv_std"]) == (cv["mean"], cv["std"])
+        assert (entry["threshold"], entry["threshold_rule"]) == (
+            card.threshold,
+            card.threshold_rule,
+        )
+        assert entry["test"] == test["roc_auc"]
+        interval = test["ci95"]["roc_auc"]
+        assert (entry["test_low"], entry["test_high"]) == (interval["low"], interval["high"])
+    means = {algo: board["models"][algo]["cv_mean"] for algo in ALGOS}
+    assert board["ranking"] == sorted(ALGOS, key=lambda a: -means[a])
+    best, champion = board["ranking"][0], board["champion"]
+    assert champion in ALGOS and board["champion_model"] == f"{champion}_{DASK}_v1"
+    # one standard error: the champion is that close to the best, and no simpler model is
+    margin = board["models"][best]["cv_se"]
+    assert means[best] - means[champion] <= margin
+    simpler = SIMPLICITY[: SIMPLICITY.index(champion)]
+    assert all(means[best] - means[a] > margin for a in simpler)
+    assert "CV roc_auc" in board["reason"]

@@ -245,3 +245,153 @@ def test_split_reads_blocks_that_keep_quoted_line_breaks_in_their_rows(tmp_path:
     parts = [split.read_text(path, start, length, header, kwargs) for start, length in spans]
     whole = pd.concat(parts, ignore_index=True)
     pd.testing.assert_frame_equal(whole, pd.read_csv(path, dtype=object))
+
+
+# --- cross-validation of the Dask engine's models, without a cluster -------------------------
+
+
+def _tiny_params(**train_section: object) -> dict:
+    return {
+        "datasets": {
+            "tiny": {
+                "source": "data/external/tiny/tiny.csv",
+                "target": synth.TARGET,
+                "positive_class": synth.POSITIVE,
+                "snapshot": "20250101",
+                "engine": "dask",
+            }
+        },
+        "train": {"algos": ["rf", "xgb", "lr"], "model_version": 1, **train_section},
+    }
+
+
+def _sample(part_rows: list[int], seed: int = 0) -> train.Sample:
+    """Rows of 4 float32 features with a clear signal, as pulled from partitions holding
+    ``part_rows`` of them; every other train row (row numbers 0, 2, 4, ...)."""
+    rng = np.random.default_rng(seed)
+    n = sum(part_rows)
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] + rng.logistic(size=n) * 0.5 > 0).astype(np.int64)
+    return train.Sample(
+        rows=np.arange(n) * 2,
+        part=np.repeat(np.arange(len(part_rows)), part_rows),
+        frame=pd.DataFrame(X, columns=["a", "b", "c", "d"]).assign(y=y),
+        X=X,
+        y=y,
+        total=2 * n,
+    )
+
+
+def _rules(build=None) -> train.StageRules:
+    from stages.train import build_estimator
+
+    return train.StageRules(build or build_estimator, lambda *args: None)
+
+
+def test_a_dask_model_cannot_be_calibrated(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The engine ships uncalibrated estimators only: a calibration it would not apply is
+    one error line, before any data is read, not a card that claims it."""
+    from stages import train as stage
+
+    params = _tiny_params(lr={"calibration": "sigmoid"})
+    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    args = ["--root", str(tmp_path), "--params", str(tmp_path / "params.yaml")]
+    assert stage.main([*args, "--dataset", "tiny", "--algo", "lr"]) == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        "error: train.lr.calibration: sigmoid is not available for dataset 'tiny' (engine: "
+        "dask, which has no calibrated estimator to ship): set it to none"
+    ]
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("algo", ["rf", "xgb", "lr"])
+def test_the_sample_is_cross_validated_with_the_pandas_engines_folds(algo: str) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from tabml.cv import fold_ids
+    from tabml.params import parse_params
+
+    params = parse_params(
+        _tiny_params(
+            cv_folds=3,
+            rf={"n_estimators": 20, "n_jobs": 1},
+            xgb={"n_estimators": 30, "n_jobs": 1},
+        )
+    )
+    sample = _sample([300, 250, 50])
+    result = train.cross_validate_sample(algo, params, sample, _rules(), "tiny")
+    assert result.rows.tolist() == sample.rows.tolist()  # numbered as in the train split
+    assert result.y.tolist() == sample.y.tolist()
+    assert result.fold.tolist() == fold_ids(sample.y, 3, 42).tolist()
+    assert (result.folds, result.seed) == (3, 42)
+    assert roc_auc_score(result.y, result.proba) > 0.85
+
+
+def test_the_xgb_twin_early_stops_on_the_row_hash_share_as_the_workers_do() -> None:
+    """DaskXGBClassifier validates on the rows whose seeded hash falls below
+    validation_fraction; each fold's twin validates on those of its training rows."""
+    from xgboost import XGBClassifier
+
+    from tabml.cv import fold_ids
+    from tabml.params import parse_params
+
+    fits: list[tuple[int, int]] = []
+
+    class Recording(XGBClassifier):
+        def fit(self, X, y, *, eval_set, verbose):
+            fits.append((len(X), len(eval_set[-1][0])))
+            return super().fit(X, y, eval_set=eval_set, verbose=verbose)
+
+    def build(algo: str, params: object) -> XGBClassifier:
+        return Recording(n_estimators=10, early_stopping_rounds=3, n_jobs=1, eval_metric="logloss")
+
+    params = parse_params(_tiny_params(cv_folds=3, xgb={"seed": 7}))  # split.seed is 42
+    sample = _sample([400, 200])
+    train.cross_validate_sample("xgb", params, sample, _rules(build), "tiny")
+    folds = fold_ids(sample.y, 3, 42)
+    hashed = train.with_uniform(sample.frame, 7)[train.UNIFORM]  # fit_xgb's: xgb.seed
+    valid = hashed.to_numpy() < params.train.xgb.validation_fraction
+    expected = [
+        (int((~valid & (folds != i)).sum()), int((valid & (folds != i)).sum())) for i in range(3)
+    ]
+    assert fits == expected
+    assert 0.1 < valid.mean() < 0.3  # validation_fraction 0.2
+
+
+def test_the_lr_twin_steps_partition_by_partition(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tabml.cv import fold_ids
+    from tabml.params import parse_params
+
+    sizes: list[int] = []
+    step = train.sgd_update
+
+    def recording(state, X, y):
+        sizes.append(len(y))
+        return step(state, X, y)
+
+    monkeypatch.setattr(train, "sgd_update", recording)
+    params = parse_params(_tiny_params(cv_folds=2))
+    sample = _sample([120, 80, 100])
+    train.cross_validate_sample("lr", params, sample, _rules(), "tiny")
+    held_out_first = fold_ids(sample.y, 2, 42) == 0
+    first_epoch = np.bincount(sample.part[~held_out_first]).tolist()
+    assert sizes[:3] == first_epoch and sum(first_epoch) == (~held_out_first).sum()
+    assert len(sizes) >= 3 * (train.PATIENCE + 1) * 2  # epochs until no improvement, 2 folds
+
+
+def test_the_row_hash_that_picks_xgbs_validation_rows_is_seeded() -> None:
+    """Processed partitions are all numbers, whose pandas hash ignores its key: the seed
+    must still change which rows validate, and nothing else may (order, partitioning)."""
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(2000, 3)), columns=list("abc"))
+    frame["y"] = (frame["a"] > 0).astype(np.int64)
+
+    def valid(part: pd.DataFrame, seed: int) -> np.ndarray:
+        return train.with_uniform(part, seed)[train.UNIFORM].to_numpy() < 0.2
+
+    picked = valid(frame, 42)
+    assert 0.17 < picked.mean() < 0.23
+    assert (valid(frame.iloc[::-1], 42) == picked[::-1]).all()
+    assert (np.concatenate([valid(frame[:700], 42), valid(frame[700:], 42)]) == picked).all()
+    other = valid(frame, 7)
+    assert 0.17 < other.mean() < 0.23 and (other & picked).sum() < 0.3 * picked.sum()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tabml.artifact import read_model
 from tabml.layout import Layout, parse_model_id
 from tabml.model import single_threaded
 from tabml.params import load_params
-from tests.helpers import copy_repo, dvc, git, ran_stages, standalone_predictions
+from tests.helpers import capture, copy_repo, dvc, git, ran_stages, standalone_predictions
 from tests.naming import naming_violations
 
 pytestmark = pytest.mark.pipeline
@@ -23,11 +24,13 @@ pytestmark = pytest.mark.pipeline
 FIGURE_TOPICS = (
     "balance",
     "distributions",
+    "categorical",
     "missing",
     "correlations",
     "roc",
     "pr",
     "calibration",
+    "confusion",
     "metrics",
     "importance",
     "loss",
@@ -56,8 +59,10 @@ def test_repro_runs_every_stage_and_writes_every_output(small_repo: Path) -> Non
             for topic in ("roc", "pr", "confusion", "calibration", "importance"):
                 assert layout.plot_data(topic, name, algo, spec.snapshot).is_file()
         board = json.loads(layout.leaderboard(name).read_text())
-        assert board["best_algo"] in ("rf", "xgb", "lr")
+        assert board["champion"] in ("rf", "xgb", "lr") and board["reason"]
         assert sorted(board["ranking"]) == ["lr", "rf", "xgb"]
+        for entry in board["models"].values():  # CV mean/std, test metric with its interval
+            assert entry["cv_std"] > 0 and entry["test_low"] <= entry["test"] <= entry["test_high"]
         for topic in FIGURE_TOPICS:
             assert layout.figure(topic, name, spec.snapshot).stat().st_size > 5_000
     dvclive_curve = layout.train_metrics_dir("credit", "xgb") / "plots/metrics/valid/logloss.tsv"
@@ -147,8 +152,28 @@ def test_exp_run_reruns_only_what_depends_on_the_changed_key(small_repo: Path) -
     assert "roc_auc" in diff["metrics/test/credit/credit-rf.json"]
     exps = dvc("exp", "show", "--json", cwd=small_repo).stdout
     assert "train.rf.n_estimators" in exps or "n_estimators" in exps
+    assert_exp_show_is_readable(small_repo)
     git("checkout", "--", ".", cwd=small_repo)
     dvc("checkout", "--force", cwd=small_repo)
+
+
+def assert_exp_show_is_readable(repo: Path) -> None:
+    """`make exp-show`'s script after an experiment: at most 120 characters a line, the changed
+    param and one CV column per model, rows best first (by the champions' mean CV score)."""
+    proc = capture([sys.executable, "-m", "tools.exp_show"], cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines and max(len(line) for line in lines) <= 120, proc.stdout
+    assert "train.rf.n_estimators" in proc.stdout, proc.stdout
+    models = [f"{ds}:{algo}" for ds in ("credit", "churn") for algo in ("rf", "xgb", "lr")]
+    assert all(model in proc.stdout for model in models), proc.stdout
+    rows = [line for line in lines[1:] if "±" in line]
+    assert len(rows) >= 2, proc.stdout  # the workspace or baseline, and the experiment
+    scores = [
+        float(np.mean([float(cell.split("±")[0]) for cell in row.split() if cell.endswith("*")]))
+        for row in rows
+    ]
+    assert scores == sorted(scores, reverse=True), proc.stdout
 
 
 @pytest.mark.parametrize(

@@ -233,3 +233,40 @@ def test_tampered_s3_object_is_refused_naming_its_file(tmp_path: Path, s3: Seawe
     assert (repo / "good.txt").read_text() == "good\n"
     cached = [p.read_bytes() for p in (repo / ".dvc" / "cache").rglob("*") if p.is_file()]
     assert b"tampered\n" not in cached
+
+
+def test_pull_of_a_directory_never_pushed_says_so_not_remote_check(
+    project: Path, s3: SeaweedS3
+) -> None:
+    """Issue 10: a stage's output never pushed, here split@credit's directory (only
+    ingest@credit was pushed). DVC cannot read the listing of a directory it does not have,
+    so `dvc status --cloud` calls the clone "in sync" and the pull used to end in "`make
+    remote-check` tells whether the remote is usable", which then said all was well. The line
+    names the directory, how many objects are missing and what to do."""
+    write_env(project, **s3_env(s3, "partial"))
+    try:
+        remote_tool("configure-s3", cwd=project)
+        remote_tool("push", "ingest@credit", cwd=project)
+        copy = clone(project, project.parent / "clone-partial")
+        for name in (".env", ".dvc/config.local"):  # what `make remote-s3` writes there
+            shutil.copy(project / name, copy / name)
+        assert "is reachable" in remote_tool("check", cwd=copy).stderr
+        # Targets keep it small; `make pull` (all of them) fails the same way.
+        proc = remote_tool("pull", "ingest@credit", "split@credit", cwd=copy, check=False)
+    finally:
+        (project / ".env").unlink()
+        dvc("remote", "default", "--local", "--unset", cwd=project)
+
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in output, output
+    assert SECRET_KEY not in output and ACCESS_KEY not in output
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0] == proc.stderr.splitlines()[-1], output
+    assert errors[0] == (
+        "error: dvc pull from remote 's3' failed: data/interim/credit was never pushed "
+        "(1 object is in neither the remote nor the local cache): run the pipeline and "
+        "`make push` on the machine that produced it, or `make repro` here to rebuild it"
+    )
+    # What was pushed came down.
+    assert len(list((copy / "data" / "raw").glob("credit_raw_*.csv"))) == 1
+    assert not (copy / "data" / "interim" / "credit").exists()

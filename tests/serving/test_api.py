@@ -30,7 +30,7 @@ def upload(client, content: bytes, name: str = "rows.csv", **form: str):
 
 def champion(project: Path) -> str:
     board = json.loads((project / "metrics" / "leaderboard" / f"{DATASET}.json").read_text())
-    return board["best_model"]
+    return board["champion_model"]
 
 
 def assert_same_probabilities(got: np.ndarray, model, rows: pd.DataFrame) -> None:
@@ -282,6 +282,8 @@ def test_validate_reproduces_the_test_metrics(client, project, test_rows, model_
     )
     evaluation = body["evaluation"]
     assert evaluation["n_labelled"] == expected.pop("n_test") == len(test_rows)
+    assert body["threshold"] == expected.pop("threshold")  # the card's, as evaluate used
+    del expected["ci95"]  # the bootstrap intervals are the report's, not the API's
     assert evaluation["metrics"] == expected  # the evaluate stage's numbers, exactly
     got = np.array(
         [[p["probabilities"]["good"], p["probabilities"]["bad"]] for p in body["predictions"]]

@@ -47,7 +47,7 @@ def test_dataset_uses_the_champion(project, test_csv, tmp_path):
         == 0
     )
     board = json.loads((project / "metrics" / "leaderboard" / f"{DATASET}.json").read_text())
-    model = model_file(project, board["best_model"])
+    model = model_file(project, board["champion_model"])
     expected = model.predict_proba(pd.read_csv(test_csv))[:, 1]
     got = pd.read_csv(out, float_precision="round_trip")["proba_bad"]
     np.testing.assert_array_equal(got, expected)

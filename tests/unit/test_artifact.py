@@ -87,7 +87,12 @@ def test_card_describes_the_model(trained_project):
     assert card.data.snapshot == SNAPSHOT and card.data.train_rows == 30
     assert set(card.params) == {"dataset", "featurize", "split", "lr"}
     assert card.params["dataset"]["positive_class"] == "yes"
-    assert card.params["lr"] == {"C": 1.0, "max_iter": 1000, "class_weight": None}
+    assert card.params["lr"] == {
+        "calibration": "none",
+        "C": 1.0,
+        "max_iter": 1000,
+        "class_weight": None,
+    }
     assert card.train_metrics == read_json(layout.train_metrics_dir("tiny", "lr") / "metrics.json")
     assert card.history == {}
     assert card.libraries == library_versions(LogisticRegression())

@@ -46,6 +46,8 @@ def test_stage_set_follows_params(stages: dict) -> None:
         expected |= {f"{stage}@{name}" for stage in ("ingest", "split", "featurize")}
         expected |= {f"evaluate@{name}", f"plot@{name}"}
         expected |= {f"train@{name}-{algo}" for algo in params.train.algos}
+        # one tune stage per trained algorithm, whether tune.algos lists it or not (off: {})
+        expected |= {f"tune@{name}-{algo}" for algo in params.train.algos}
     assert set(stages) == expected
 
 
@@ -65,9 +67,16 @@ def test_outputs_match_layout(stages: dict) -> None:
             assert stage["outs"] == {
                 str(layout.model(algo, name, version)),
                 str(layout.card(algo, name, version)),
+                str(layout.oof(algo, name, version)),
                 str(layout.train_metrics_dir(name, algo)),
             }
             assert layout.model(algo, name, version).parent == layout.dataset_models_dir(name)
+            tune = stages[f"tune@{name}-{algo}"]
+            assert tune["outs"] == {
+                str(layout.tuned(name, algo)),
+                str(layout.tune_metrics(name, algo)),
+            }
+            assert str(layout.tuned(name, algo)) in stage["deps"]  # train reads the tuned file
             assert str(layout.processed_dir(name)) in stage["deps"]
             assert {"train.model_version", f"train.{algo}", f"datasets.{name}"} <= stage["params"]
         evaluate = stages[f"evaluate@{name}"]

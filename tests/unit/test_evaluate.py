@@ -14,7 +14,7 @@ from stages import evaluate, ingest, split, train
 from stages import featurize as featurize_stage
 from tabml import evaluation
 from tabml.errors import DataError, SchemaError
-from tabml.evaluation import curves, evaluate_model, leaderboard, loss_curve
+from tabml.evaluation import Entry, curves, evaluate_model, leaderboard, loss_curve
 from tabml.files import read_csv, read_json
 from tabml.layout import Layout
 from tabml.metrics import METRICS, score
@@ -75,45 +75,109 @@ def test_score_no_positive_prediction_gives_zero_precision():
 # --- leaderboard ------------------------------------------------------------------------
 
 
-SCORES = {
-    "rf": {"roc_auc": 0.80, "log_loss": 0.45, "brier": 0.15},
-    "xgb": {"roc_auc": 0.90, "log_loss": 0.50, "brier": 0.12},
-    "lr": {"roc_auc": 0.70, "log_loss": 0.40, "brier": 0.12},
-}
-IDS = {algo: f"{algo}_credit_v1" for algo in SCORES}
+def _entry(algo: str, cv_mean: float, cv_std: float, test: float, folds: int = 5) -> Entry:
+    """A model as the leaderboard sees it: CV summary (roc_auc and log_loss) and test metrics."""
+    cv = {
+        "folds": folds,
+        "seed": 42,
+        "rows": 1000,
+        "metrics": {
+            "roc_auc": {"mean": cv_mean, "std": cv_std, "values": []},
+            "log_loss": {"mean": 1 - cv_mean, "std": cv_std, "values": []},
+        },
+    }
+    ci = {"roc_auc": {"low": test - 0.02, "high": test + 0.02}}
+    return Entry(f"{algo}_credit_v1", cv, {"roc_auc": test, "ci95": ci}, 0.5, "fixed: 0.5", "none")
 
 
-def test_leaderboard_ranks_higher_is_better_descending():
-    board = leaderboard(SCORES, "roc_auc", IDS)
+def test_leaderboard_ranks_by_cv_and_never_by_test():
+    # xgb is best on the test split but worse on CV than rf: it must not be chosen
+    entries = {
+        "rf": _entry("rf", 0.86, 0.005, test=0.80),
+        "xgb": _entry("xgb", 0.82, 0.005, test=0.95),
+        "lr": _entry("lr", 0.70, 0.005, test=0.90),
+    }
+    board = leaderboard(entries, "roc_auc")
+
+    assert board["ranking"] == ["rf", "xgb", "lr"]
+    assert (board["champion"], board["champion_model"]) == ("rf", "rf_credit_v1")
+    assert board["reason"] == "best CV roc_auc: rf 0.8600 ± 0.0050"
+    assert board["higher_is_better"] is True and board["cv_folds"] == 5
+    rf = board["models"]["rf"]
+    assert (rf["cv_mean"], rf["cv_std"], rf["test"]) == (0.86, 0.005, 0.80)
+    assert rf["cv_se"] == pytest.approx(0.005 / 5**0.5, abs=1e-6)
+    assert (rf["test_low"], rf["test_high"]) == (pytest.approx(0.78), pytest.approx(0.82))
+    assert list(board["models"]) == ["rf", "xgb", "lr"]
+
+
+def test_one_standard_error_rule_prefers_the_simpler_model():
+    # xgb is best by 0.004, within one standard error (0.02 / sqrt 5 = 0.0089): lr is simpler
+    entries = {
+        "xgb": _entry("xgb", 0.850, 0.02, test=0.85),
+        "lr": _entry("lr", 0.846, 0.02, test=0.84),
+        "rf": _entry("rf", 0.848, 0.02, test=0.86),
+    }
+    board = leaderboard(entries, "roc_auc")
 
     assert board["ranking"] == ["xgb", "rf", "lr"]
-    assert board["higher_is_better"] is True
-    assert (board["best_algo"], board["best_model"], board["best_score"]) == (
-        "xgb",
-        "xgb_credit_v1",
-        0.90,
+    assert board["champion"] == "lr"
+    assert "within one standard error (0.0089) of the best CV roc_auc" in board["reason"]
+    assert "simpler (lr < xgb < rf)" in board["reason"]
+    # lr out of one standard error: the best stays champion (rf is close but not simpler)
+    entries["lr"] = _entry("lr", 0.830, 0.02, test=0.84)
+    board = leaderboard(entries, "roc_auc")
+    assert board["champion"] == "xgb"
+    assert board["reason"] == (
+        "best CV roc_auc: xgb 0.8500 ± 0.0200 (rf within one standard error, not simpler)"
     )
-    assert list(board["scores"]) == ["xgb", "rf", "lr"]
-    assert board["scores"]["lr"] == 0.70
 
 
-def test_leaderboard_ranks_log_loss_ascending():
-    board = leaderboard(SCORES, "log_loss", IDS)
+def test_losses_rank_ascending():
+    entries = {"rf": _entry("rf", 0.80, 0.001, 0.8), "lr": _entry("lr", 0.70, 0.001, 0.7)}
+    board = leaderboard(entries, "log_loss")  # log_loss mean is 1 - roc_auc mean here
 
-    assert board["ranking"] == ["lr", "rf", "xgb"]
     assert board["higher_is_better"] is False
-    assert board["best_model"] == "lr_credit_v1"
+    assert board["ranking"] == ["rf", "lr"] and board["champion"] == "rf"
 
 
-def test_leaderboard_breaks_ties_by_name():
-    assert leaderboard(SCORES, "brier", IDS)["ranking"] == ["lr", "xgb", "rf"]
-    tied = {algo: {"roc_auc": 0.5} for algo in ("xgb", "lr", "rf")}
-    assert leaderboard(tied, "roc_auc", IDS)["ranking"] == ["lr", "rf", "xgb"]
+def test_the_gate_removes_the_champion_when_min_score_is_missed():
+    entries = {"rf": _entry("rf", 0.66, 0.01, 0.9), "lr": _entry("lr", 0.64, 0.01, 0.9)}
+    board = leaderboard(entries, "roc_auc", min_score=0.7)
+
+    assert (board["champion"], board["champion_model"]) == (None, None)
+    assert board["min_score"] == 0.7
+    assert board["reason"] == (
+        "gate: the best CV roc_auc, rf 0.6600 ± 0.0100, is < evaluate.min_score 0.7; "
+        "no model is promoted"
+    )
+    assert board["ranking"] == ["rf", "lr"]  # still ranked, for the report
+    passed = leaderboard(entries, "roc_auc", min_score=0.65)
+    assert passed["champion"] == "rf" and passed["reason"].endswith(
+        "passes evaluate.min_score 0.65"
+    )
+    loss_gate = leaderboard(entries, "log_loss", min_score=0.30)  # losses must be <= the gate
+    assert loss_gate["champion"] is None and "is > evaluate.min_score 0.3" in loss_gate["reason"]
+
+
+def test_a_simpler_model_under_the_gate_is_skipped():
+    entries = {"xgb": _entry("xgb", 0.71, 0.05, 0.8), "lr": _entry("lr", 0.69, 0.05, 0.8)}
+    board = leaderboard(entries, "roc_auc", min_score=0.7)
+    assert board["champion"] == "xgb"  # lr is within one SE but misses the gate
+
+
+def test_models_without_cv_are_ranked_last_and_never_champion():
+    old = Entry("rf_credit_v1", None, {"roc_auc": 0.99}, 0.5, "fixed: 0.5", "none")
+    board = leaderboard({"rf": old, "lr": _entry("lr", 0.7, 0.01, 0.7)}, "roc_auc")
+    assert board["ranking"] == ["lr", "rf"] and board["champion"] == "lr"
+    assert board["models"]["rf"]["cv_mean"] is None
+    none = leaderboard({"rf": old}, "roc_auc")
+    assert none["champion"] is None
+    assert none["reason"] == "no model has cross-validation results: rerun train"
 
 
 def test_leaderboard_without_models():
     with pytest.raises(DataError, match="no model to rank"):
-        leaderboard({}, "roc_auc", {})
+        leaderboard({}, "roc_auc")
 
 
 # --- curves -----------------------------------------------------------------------------
@@ -122,7 +186,7 @@ def test_leaderboard_without_models():
 def test_curves_columns_and_confusion_counts():
     proba = np.array([0.1, 0.6, 0.2, 0.4, 0.8, 0.9])
 
-    plots = curves(Y, proba, ("good", "bad"), PARAMS)
+    plots = curves(Y, proba, ("good", "bad"), PARAMS, 0.5)
 
     assert set(plots) == {"roc", "pr", "confusion", "calibration"}
     assert plots["roc"].columns.tolist() == ["fpr", "tpr", "threshold"]
@@ -141,7 +205,7 @@ def test_confusion_is_four_counts_at_any_size_zeros_included():
     y = rng.integers(0, 2, 100_000)
     proba = np.where(y == 1, 0.9, 0.1)  # every row right: the off-diagonal cells are 0
 
-    confusion = curves(y, proba, ("no", "yes"), PARAMS)["confusion"]
+    confusion = curves(y, proba, ("no", "yes"), PARAMS, 0.5)["confusion"]
 
     assert confusion.columns.tolist() == ["actual", "predicted", "count"]
     assert confusion["count"].tolist() == [int((y == 0).sum()), 0, 0, int((y == 1).sum())]
@@ -184,10 +248,10 @@ def test_curves_on_200k_scores_are_bounded_exact_and_keep_their_shape(monkeypatc
     proba = 1 / (1 + np.exp(-(rng.normal(size=len(y)) + 1.2 * y)))  # overlapping classes
     params = revalidated(PARAMS, curve_points=200)
 
-    small = curves(y, proba, ("no", "yes"), params)
+    small = curves(y, proba, ("no", "yes"), params, 0.5)
     with monkeypatch.context() as patch:  # the same curves with nothing dropped
         patch.setattr(evaluation, "downsample", lambda x, y, n: np.arange(len(x)))
-        full = curves(y, proba, ("no", "yes"), params)
+        full = curves(y, proba, ("no", "yes"), params, 0.5)
 
     for topic, (x, h) in {"roc": ("fpr", "tpr"), "pr": ("recall", "precision")}.items():
         kept, whole = small[topic], full[topic]
@@ -231,7 +295,7 @@ def test_downsample_with_a_budget_spends_it_where_the_curve_bends():
 
 
 def test_roc_curve_bounded_and_monotone():
-    roc = curves(Y, np.array([0.1, 0.6, 0.2, 0.4, 0.8, 0.9]), ("no", "yes"), PARAMS)["roc"]
+    roc = curves(Y, np.array([0.1, 0.6, 0.2, 0.4, 0.8, 0.9]), ("no", "yes"), PARAMS, 0.5)["roc"]
 
     assert roc["threshold"].max() <= 1.0  # sklearn's leading inf threshold is capped
     assert (roc[["fpr", "tpr"]].iloc[[0, -1]].to_numpy() == [[0, 0], [1, 1]]).all()
@@ -242,7 +306,7 @@ def test_calibration_respects_bin_count():
     proba = np.linspace(0.05, 0.95, 6)
     for bins in (2, 3):
         params = revalidated(PARAMS, calibration_bins=bins)
-        assert len(curves(Y, proba, ("no", "yes"), params)["calibration"]) <= bins
+        assert len(curves(Y, proba, ("no", "yes"), params, 0.5)["calibration"]) <= bins
 
 
 # --- evaluate_model ---------------------------------------------------------------------
@@ -251,7 +315,7 @@ def test_calibration_respects_bin_count():
 def test_evaluate_model_end_to_end(tiny_model, frame):
     metrics, plots = evaluate_model(tiny_model, frame, PARAMS)
 
-    assert set(metrics) == {*METRICS, "n_test"}
+    assert set(metrics) == {*METRICS, "n_test", "threshold", "ci95"}
     assert metrics["n_test"] == len(frame)
     assert metrics["roc_auc"] > 0.9 and metrics["accuracy"] > 0.9
     assert set(plots) == {"roc", "pr", "confusion", "calibration", "importance"}
@@ -313,11 +377,23 @@ def test_main_writes_metrics_leaderboard_and_plot_data(project):
     metrics = read_json(layout.test_metrics("tiny", "lr"))
     assert metrics["n_test"] == 10 and set(METRICS) <= set(metrics)
     board = read_json(layout.leaderboard("tiny"))
-    assert (board["metric"], board["ranking"], board["best_model"]) == (
+    assert (board["metric"], board["ranking"], board["champion_model"]) == (
         "roc_auc",
         ["lr"],
         "lr_tiny_v1",
     )
+    card = read_json(layout.card("lr", "tiny", 1))
+    lr = board["models"]["lr"]
+    assert (lr["cv_mean"], lr["cv_std"]) == (
+        card["cv"]["metrics"]["roc_auc"]["mean"],
+        card["cv"]["metrics"]["roc_auc"]["std"],
+    )
+    assert lr["test"] == metrics["roc_auc"]
+    assert (lr["test_low"], lr["test_high"]) == (
+        metrics["ci95"]["roc_auc"]["low"],
+        metrics["ci95"]["roc_auc"]["high"],
+    )
+    assert board["reason"].startswith("best CV roc_auc: lr ")
     for topic in evaluation.PLOT_TOPICS:
         path = layout.plot_data(topic, "tiny", "lr", SNAPSHOT)
         assert FIGURE_NAME_RE.match(path.name)
@@ -334,9 +410,12 @@ def test_evaluate_model_scores_what_the_model_predicts(tiny_model, frame):
 
     y = (frame["y"] == "yes").astype(int).to_numpy()
     proba = tiny_model.predict_proba(frame, strict_categories=False)[:, 1]
-    assert metrics == {**score(y, proba, PARAMS.threshold), "n_test": len(frame)}
+    threshold = tiny_model.card.threshold
+    ci95 = metrics.pop("ci95")
+    assert metrics == {**score(y, proba, threshold), "n_test": len(frame), "threshold": threshold}
+    assert set(ci95) == set(METRICS)
     confusion = plots["confusion"].set_index(["actual", "predicted"])["count"]
-    predicted = proba >= PARAMS.threshold
+    predicted = proba >= threshold
     assert confusion["yes", "yes"] == int((predicted & (y == 1)).sum())
     assert confusion["no", "yes"] == int((predicted & (y == 0)).sum())
     assert confusion.sum() == len(frame) and len(confusion) == 4
@@ -429,7 +508,13 @@ def test_main_ranks_every_model_of_a_dataset(trained):
 
     board = read_json(Layout(trained).leaderboard("tiny"))
     assert sorted(board["ranking"]) == ["lr", "rf"]
-    assert board["models"] == {"lr": "lr_tiny_v1", "rf": "rf_tiny_v1"}
+    assert {a: m["model_id"] for a, m in board["models"].items()} == {
+        "lr": "lr_tiny_v1",
+        "rf": "rf_tiny_v1",
+    }
+    # both separate the tiny data perfectly on every fold: within one standard error, the
+    # simpler lr is champion
+    assert (board["champion"], board["champion_model"]) == ("lr", "lr_tiny_v1")
 
 
 # --- importance: a bounded, stratified, seeded sample; the same on any number of threads --
@@ -535,7 +620,8 @@ def fake_scored(algo: str, plots: dict[str, pd.DataFrame]) -> evaluation.Scored:
     return evaluation.Scored(f"{algo}_tiny_v1", metrics, plots)
 
 
-def test_main_writes_what_the_engine_scored_and_only_this_dataset(project, monkeypatch):
+def test_main_writes_what_the_engine_scored_and_only_this_dataset(trained, monkeypatch):
+    project = trained  # its lr and rf cards hold the CV results the board ranks by
     layout = Layout(project)
     others = [
         layout.test_metrics("other", "lr"),
@@ -561,7 +647,8 @@ def test_main_writes_what_the_engine_scored_and_only_this_dataset(project, monke
     assert calls == [("tiny", "pandas", layout)]
     assert read_json(layout.test_metrics("tiny", "rf"))["roc_auc"] == 0.8
     board = read_json(layout.leaderboard("tiny"))
-    assert (board["ranking"], board["best_model"]) == (["rf", "lr"], "rf_tiny_v1")
+    assert sorted(board["ranking"]) == ["lr", "rf"]
+    assert (board["models"]["rf"]["test"], board["models"]["lr"]["test"]) == (0.8, 0.7)
     written = read_csv(layout.plot_data("roc", "tiny", "lr", SNAPSHOT))
     pd.testing.assert_frame_equal(written, roc)
     for topic in evaluation.TOPICS:  # every declared output directory exists

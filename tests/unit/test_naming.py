@@ -24,6 +24,7 @@ GOOD = [
     "data/raw/.gitignore",
     "models/credit/xgb_credit_v1.pkl",
     "models/credit/xgb_credit_v1.json",  # the model card beside the model file
+    "models/credit/xgb_credit_v1.oof.csv",  # its out-of-fold predictions
     "models/churn/rf_churn_v12.pkl",
     "models/churn/rf_churn_v12.json",
     "plots/figures/credit/roc_credit_20251130.png",
@@ -102,7 +103,8 @@ def test_what_the_stages_write_follows_the_conventions(trained_project: Path) ->
 
     assert problems == []
     # raw, 2 interim, 2 processed CSVs + transformer + features, 2 models with their cards
-    assert checked == 1 + 2 + 4 + 4
+    # and out-of-fold predictions
+    assert checked == 1 + 2 + 4 + 6
 
 
 def test_layout_names_partitions_by_the_rule(tmp_path: Path) -> None:

@@ -467,7 +467,12 @@ def test_model_dump_round_trips(raw_params):
     params = parse_params(raw_params)
 
     assert parse_params(params.model_dump()) == params
-    assert params.train.lr.model_dump() == {"C": 1.0, "max_iter": 1000, "class_weight": None}
+    assert params.train.lr.model_dump() == {
+        "calibration": "none",
+        "C": 1.0,
+        "max_iter": 1000,
+        "class_weight": None,
+    }
 
 
 @pytest.mark.parametrize("section", ["split", "featurize", "evaluate", "plot"])
@@ -507,7 +512,21 @@ def test_empty_algorithm_section_takes_defaults(raw_params, algo):
             2**32,
             "split.seed = 4294967296: out of range, allowed [0, 4294967295]",
         ),
-        (("evaluate", "threshold"), 1, "evaluate.threshold = 1: out of range, allowed (0.0, 1.0)"),
+        (
+            ("evaluate", "threshold"),
+            1,
+            "evaluate.threshold = 1: out of range, allowed (0.0, 1.0) or auto",
+        ),
+        (
+            ("evaluate", "threshold"),
+            "best",
+            "evaluate.threshold = 'best': expected a probability between 0 and 1, or auto",
+        ),
+        (
+            ("evaluate", "costs"),
+            {"false_positive": 1.0, "false_negative": 5.0},
+            "evaluate.costs only choose a threshold with threshold: auto; set it, or remove costs",
+        ),
         (("plot", "dpi"), 10, "plot.dpi = 10: out of range, allowed [30, 600]"),
         (
             ("train", "model_version"),
@@ -801,3 +820,14 @@ def test_a_bad_value_from_exp_run_says_how_to_revert_params_yaml(
     assert code == 2 and len(errors) == 1
     assert errors[0].startswith("error: split.test_size = 1.5: out of range")
     assert ("`git checkout params.yaml` reverts it" in errors[0]) is hinted
+
+
+def test_threshold_auto_with_costs_and_the_gate(raw_params):
+    raw_params["evaluate"].update(
+        threshold="auto", costs={"false_positive": 1, "false_negative": 5.5}, min_score=0.75
+    )
+    evaluate = parse_params(raw_params).evaluate
+    assert evaluate.threshold == "auto" and evaluate.min_score == 0.75
+    assert (evaluate.costs.false_positive, evaluate.costs.false_negative) == (1.0, 5.5)
+    raw_params["evaluate"].update(threshold=0.3, costs=None)
+    assert parse_params(raw_params).evaluate.threshold == 0.3

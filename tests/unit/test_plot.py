@@ -99,17 +99,40 @@ def metrics_of(shift: float = 0.0) -> dict[str, float]:
     return values
 
 
-def board(best: str = "lr", metric: str = "roc_auc") -> dict:
-    other = [a for a in ALGOS if a != best]
+def board(champion: str | None = "lr", metric: str = "roc_auc") -> dict:
+    """A leaderboard as evaluate writes it (tabml.evaluation.BOARD_KEYS): ranked by CV mean,
+    ``champion`` first (``None``: no model passed the gate, ``lr`` still ranks first)."""
+    first = champion or "lr"
+    other = [a for a in ALGOS if a != first]
+    score = {first: 0.75, **{a: 0.7 for a in other}}
     return {
         "metric": metric,
         "higher_is_better": True,
-        "best_algo": best,
-        "best_model": f"{best}_tiny_v1",
-        "best_score": 0.75,
-        "ranking": [best, *other],
-        "scores": {best: 0.75, **{a: 0.7 for a in other}},
-        "models": {a: f"{a}_tiny_v1" for a in ALGOS},
+        "cv_folds": 5,
+        "rule": "best CV mean; a simpler model (lr < xgb < rf) within one standard error "
+        "of it wins",
+        "min_score": None if champion else 0.8,
+        "champion": champion,
+        "champion_model": f"{champion}_tiny_v1" if champion else None,
+        "reason": f"{first} has the best CV {metric}"
+        if champion
+        else f"gate: best CV {metric} 0.75 < evaluate.min_score 0.8",
+        "ranking": [first, *other],
+        "models": {
+            a: {
+                "model_id": f"{a}_tiny_v1",
+                "cv_mean": score[a],
+                "cv_std": 0.01,
+                "cv_se": 0.0045,
+                "test": score[a],
+                "test_low": score[a] - 0.03,
+                "test_high": score[a] + 0.03,
+                "threshold": 0.5,
+                "threshold_rule": "fixed: evaluate.threshold",
+                "calibration": "none",
+            }
+            for a in ALGOS
+        },
     }
 
 
@@ -181,6 +204,140 @@ def test_correlations_figure_with_one_numeric_column_is_a_message() -> None:
     fig = eda.correlations_figure(frame, "tiny")
     (ax,) = fig.axes
     assert "1 numeric column: nothing to correlate" in [t.get_text() for t in ax.texts]
+
+
+def kinds_frame() -> pd.DataFrame:
+    """40 rows, target y (20 yes): a column of every kind the two EDA figures split between
+    them. ``plan`` follows y closely, ``opt`` less, ``flag`` a little, ``two`` and ``active``
+    not at all."""
+    y = np.array(["yes", "no"] * 20, dtype=object)
+    yes = y == "yes"
+    plan = np.where(yes, "monthly", "yearly").astype(object)
+    plan[:4] = "weekly"  # 2 yes, 2 no
+    flag = np.where(np.arange(40) < 24, 1, 0)  # rows 0-23: 12 yes; rows 24-39: 8 yes
+    flag[[1, 3, 5, 7]] = 0  # 4 no rows move to flag 0: 1 is 12 yes of 20, 0 is 8 yes of 20
+    opt = np.where(np.arange(40) % 4 == 0, "Yes", "No").astype(object)  # Yes: all yes rows
+    opt[[10, 11]] = None
+    return pd.DataFrame(
+        {
+            "income": np.linspace(10.0, 90.0, 40),
+            "age": np.arange(20, 60),
+            "plan": plan,
+            "flag": flag,
+            "two": np.tile([1.5, 1.5, 2.5, 2.5], 10),
+            "active": [True, False, False, True] * 10,
+            "opt": opt,
+            "y": y,
+        }
+    )
+
+
+def test_bar_columns_are_text_or_two_valued_the_rest_are_histograms() -> None:
+    frame = kinds_frame()
+
+    bars = eda.bar_columns(frame, exclude=["y"])
+    histograms = eda.histogram_columns(frame, exclude=["y"])
+
+    assert bars == ["plan", "flag", "two", "active", "opt"]  # frame order
+    assert histograms == ["income", "age"]
+    assert eda.bar_columns(frame)[-1] == "y"  # a two-valued target too: figures exclude it
+    # a text column with one value, and a numeric one with a single value plus blanks
+    constant = pd.DataFrame({"c": ["a"] * 5, "n": [1.0, np.nan, 1.0, 1.0, np.nan]})
+    assert eda.bar_columns(constant) == ["c", "n"] and eda.histogram_columns(constant) == []
+
+
+def test_distributions_figure_leaves_two_valued_columns_to_the_bars() -> None:
+    fig = eda.distributions_figure(kinds_frame(), "y", "yes", "tiny")
+
+    assert [ax.get_xlabel() for ax in fig.axes] == ["income", "age"]
+    only_flags = kinds_frame()[["flag", "two", "plan", "y"]]
+    message = eda.distributions_figure(only_flags, "y", "yes", "tiny")
+    assert [t.get_text() for t in message.axes[0].texts] == [
+        "no numeric columns with more than two values (two-valued ones are in the "
+        "categorical figure)"
+    ]
+
+
+def test_level_table_counts_shares_and_positive_rates_with_other_and_missing() -> None:
+    values = pd.Series(["a"] * 5 + ["b"] * 3 + ["c", "c", "d"] + [None, " "])
+    positive = pd.Series([1, 1, 1, 0, 0, 0, 0, 0, 1, 0, 1, 1, 1]).astype(bool)  # a b other miss
+
+    table = eda.level_table(values, positive, max_levels=3)
+
+    assert table["level"].tolist() == ["a", "b", "other (2 levels)", "(missing)"]
+    assert table["rows"].tolist() == [5, 3, 3, 2]
+    assert table["share"].round(4).tolist() == [0.3846, 0.2308, 0.2308, 0.1538]
+    assert table["positive_rate"].round(4).tolist() == [0.6, 0.0, 0.6667, 1.0]
+    # everything fits: no other group; ties in frequency by name; 1.0 and 1 are one level
+    small = eda.level_table(pd.Series([1.0, 0, 1, 0]), pd.Series([True, False, True, True]), 15)
+    assert small["level"].tolist() == ["0", "1"] and small["positive_rate"].tolist() == [0.5, 1.0]
+
+
+def test_association_is_bias_corrected_cramers_v_of_the_level_table() -> None:
+    def v(values: list[str], positive: list[int]) -> float:
+        table = eda.level_table(pd.Series(values), pd.Series(positive).astype(bool), 15)
+        return eda.association(table)
+
+    assert v(["a", "a", "b", "b"], [1, 1, 0, 0]) == pytest.approx(1.0)
+    assert v(["a", "b", "a", "b"], [1, 1, 0, 0]) == pytest.approx(0.0)
+    # chi2 / n of [[3, 1], [1, 3]] is 2 / 8; less the bias 1 / 7, over 1 - 1 / 7: V^2 = 1 / 8
+    assert v(["a"] * 4 + ["b"] * 4, [1, 1, 1, 0, 1, 0, 0, 0]) == pytest.approx(0.125**0.5)
+    assert v(["a", "b"], [1, 1]) == 0.0  # one class: nothing to associate
+    # An id: 14 one-row levels (each all positive or all negative) and "other"; plain
+    # Cramer's V would be 0.59 and rank it above real signals.
+    ids = [f"id{i}" for i in range(40)]
+    assert v(ids, [1, 0] * 20) == 0.0
+
+
+def categorical_panels(fig) -> list:
+    """The panels of a categorical figure (not its legend-only or removed axes)."""
+    return [ax for ax in fig.axes if ax.patches]
+
+
+def test_categorical_figure_one_panel_per_column_ordered_by_association() -> None:
+    fig = eda.categorical_figure(kinds_frame(), "y", "yes", "tiny")
+
+    panels = categorical_panels(fig)
+    titles = [ax.get_title() for ax in panels]
+    assert [t.split(" ")[0] for t in titles] == ["plan", "opt", "flag", "two", "active"]
+    assert titles[:3] == ["plan (V 0.93)", "opt (V 0.54)", "flag (V 0.12)"]
+    assert all(ax.get_xlim() == (0.0, 1.0) for ax in panels)  # one scale: shares and rates
+    plan = panels[0]
+    labels = [t.get_text() for t in plan.get_yticklabels()]
+    assert labels == ["monthly (18)", "yearly (18)", "weekly (4)"]
+    assert [round(p.get_width(), 3) for p in plan.patches] == [0.45, 0.45, 0.1]  # shares
+    (rates,) = plan.collections
+    assert rates.get_offsets()[:, 0].tolist() == [1.0, 0.0, 0.5]  # positive rate per level
+    dashed = [line for line in plan.lines if line.get_linestyle() == "--"]
+    assert [line.get_xdata()[0] for line in dashed] == [0.5]  # the overall positive rate
+    opt = panels[1]
+    labels = [t.get_text() for t in opt.get_yticklabels()]
+    assert labels == ["No (28)", "Yes (10)", "(missing) (2)"]
+    assert fig.get_suptitle() == "tiny: categorical and two-valued columns by y"
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["share of rows", "positive rate (y = 'yes')", "overall positive rate (50.0%)"]
+
+
+def test_categorical_figure_caps_columns_and_levels() -> None:
+    frame = kinds_frame()
+    frame["city"] = [f"c{i // 2 % 6}" for i in range(40)]  # 6 levels: 8, 8, 6, 6, 6, 6 rows
+
+    fig = eda.categorical_figure(frame, "y", "yes", "tiny", max_columns=2, max_levels=3)
+
+    panels = categorical_panels(fig)
+    assert [ax.get_title().split(" ")[0] for ax in panels] == ["plan", "opt"]
+    assert "2 of 6 columns, the most associated with y" in fig.get_suptitle()
+    alone = eda.categorical_figure(frame[["city", "y"]], "y", "yes", "tiny", max_levels=3)
+    labels = [t.get_text() for t in categorical_panels(alone)[0].get_yticklabels()]
+    assert labels == ["c0 (8)", "c1 (8)", "other (4 levels) (24)"]
+
+
+def test_categorical_figure_without_such_columns_is_a_message() -> None:
+    frame = kinds_frame()[["income", "age", "y"]]
+    fig = eda.categorical_figure(frame, "y", "yes", "tiny")
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.texts] == ["no categorical or two-valued columns"]
+    assert ax.get_title() == "tiny: categorical and two-valued columns by y"
 
 
 # --- model figures ----------------------------------------------------------------------
@@ -261,22 +418,126 @@ def test_roc_and_pr_figures_draw_exactly_the_kept_points_joined_by_lines() -> No
     assert roc_line.get_xydata().tolist() == roc[["fpr", "tpr"]].to_numpy().tolist()
 
 
-def test_metrics_figure_groups_bars_and_names_the_best_model() -> None:
+def test_metrics_figure_groups_bars_and_outlines_the_champion() -> None:
     fig = compare.metrics_figure(all_metrics(), board(), "tiny")
     (ax,) = fig.axes
     assert len(ax.patches) == len(ALGOS) * len(METRICS)
-    assert "lr_tiny_v1" in ax.get_title()
-    assert "lr (best)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert ax.get_title() == "tiny: test metrics per model (champion by CV roc_auc: lr_tiny_v1)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["rf", "lr (champion)"]
+    widths = [p.get_linewidth() for p in ax.patches]
+    assert widths == [0.5] * len(METRICS) + [1.5] * len(METRICS)  # lr's bars outlined
+
+
+def test_metrics_figure_says_when_there_is_no_champion() -> None:
+    # keys of the test metrics that are not metrics (threshold, ci95) are not drawn
+    ci95 = {"roc_auc": {"low": 0.6, "high": 0.8}}
+    metrics = {a: {**m, "threshold": 0.3, "ci95": ci95} for a, m in all_metrics().items()}
+    fig = compare.metrics_figure(metrics, board(champion=None), "tiny")
+    (ax,) = fig.axes
+    assert len(ax.patches) == len(ALGOS) * len(METRICS)
+    assert ax.get_title() == "tiny: test metrics per model (no champion)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["rf", "lr"]
+    assert {p.get_linewidth() for p in ax.patches} == {0.5}
+
+
+def importance_of(values: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame({"feature": list(values), "importance": list(values.values()), "std": 0.01})
+
+
+def test_importance_panels_share_one_axis_and_one_feature_order() -> None:
+    rf = importance_of({"a": 0.30, "b": 0.10, "c": 0.05, "d": 0.0})
+    lr = importance_of({"d": -0.01, "c": 0.01, "b": 0.20, "a": 0.02})
+
+    fig = compare.importance_figure({"rf": rf, "lr": lr}, "tiny", "roc_auc", top=3)
+
+    assert [ax.get_title() for ax in fig.axes] == ["rf", "lr"]
+    # the top 3 by mean over the models (a 0.16, b 0.15, c 0.03), in the same rows
+    for ax in fig.axes:
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+        assert ax.get_xlim() == fig.axes[0].get_xlim()  # equal bars mean equal drops
+    assert [round(p.get_width(), 2) for p in fig.axes[0].patches] == [0.30, 0.10, 0.05]
+    assert [round(p.get_width(), 2) for p in fig.axes[1].patches] == [0.02, 0.20, 0.01]
+    assert fig.axes[1].get_xlim()[1] >= 0.31  # rf's longest bar fits lr's axis too
+    assert fig.get_suptitle() == (
+        "tiny: permutation importance = drop in test roc_auc when the column is shuffled\n"
+        "(mean and std over repeats; top 3 of 4 columns by mean over the models)"
+    )
 
 
 def test_importance_figure_one_subplot_per_algorithm_top_features() -> None:
+    # Since issue 10 every panel shows the same features, the top 15 by mean over the models
+    # that have them: of lr's f0-f4 only f4 (mean 0.117) and f3 (0.085) are among them.
     fig = compare.importance_figure(
         {"rf": importance_frame(), "lr": importance_frame(5)}, "tiny", "roc_auc"
     )
     assert [ax.get_title() for ax in fig.axes] == ["rf", "lr"]
-    assert len(fig.axes[0].patches) == 15 and len(fig.axes[1].patches) == 5
-    top = fig.axes[0].get_yticklabels()
-    assert top[0].get_text() == "f19"  # most important first
+    assert len(fig.axes[0].patches) == 15 and len(fig.axes[1].patches) == 2
+    top = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert top[0] == "f19"  # most important first
+    assert "f4" in top and "f3" in top and "f5" not in top  # rf's f5 alone: 0.045
+    assert [p.get_y() + p.get_height() / 2 for p in fig.axes[1].patches] == [
+        top.index("f4"),
+        top.index("f3"),
+    ]
+
+
+def confusion_data(
+    tn: int = 40, fp: int = 10, fn: int = 5, tp: int = 45, classes: tuple = ("no", "yes")
+) -> pd.DataFrame:
+    """Confusion plot data as evaluate writes it: negative class first, 4 rows."""
+    neg, pos = classes
+    return pd.DataFrame(
+        {
+            "actual": [neg, neg, pos, pos],
+            "predicted": [neg, pos, neg, pos],
+            "count": [tn, fp, fn, tp],
+        }
+    )
+
+
+def test_confusion_figure_one_panel_per_model_at_its_threshold() -> None:
+    metrics = {"rf": {**metrics_of(), "threshold": 0.3712}, "lr": metrics_of()}  # lr: no key
+    data = {"rf": confusion_data(), "lr": confusion_data(1162, 132, 206, 261)}
+
+    fig = compare.confusion_figure(data, metrics, "tiny", "yes")
+
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == ["rf (threshold 0.371)", "lr (threshold 0.5)"]
+    cells = [t.get_text() for t in panels[0].texts]
+    assert cells == ["40\n80.0%", "10\n20.0%", "5\n10.0%", "45\n90.0%"]
+    assert [t.get_text() for t in panels[1].texts][:2] == ["1,162\n89.8%", "132\n10.2%"]
+    rf = panels[0]
+    assert [t.get_text() for t in rf.get_xticklabels()] == ["no", "yes\n(positive)"]
+    assert [t.get_text() for t in rf.get_yticklabels()] == ["no", "yes\n(positive)"]
+    assert (rf.get_xlabel(), rf.get_ylabel()) == ("predicted", "actual")
+    assert rf.images[0].get_array().tolist() == [[0.8, 0.2], [0.1, 0.9]]  # row shares
+    assert fig.get_suptitle() == "tiny: confusion matrices (test split, rows: actual class)"
+
+
+def test_confusion_figure_puts_the_positive_class_last_as_params_spell_it() -> None:
+    data = {"rf": confusion_data(classes=(1, 0))}  # 1 first in the file; params say "1.0"
+    fig = compare.confusion_figure(data, {"rf": metrics_of()}, "tiny", "1.0")
+    (ax,) = [ax for ax in fig.axes if ax.images]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1\n(positive)"]
+    cells = [t.get_text() for t in ax.texts]
+    assert cells == ["45\n90.0%", "5\n10.0%", "10\n20.0%", "40\n80.0%"]
+
+
+def test_confusion_figure_refuses_bad_thresholds_and_data() -> None:
+    bad = {"rf": {**metrics_of(), "threshold": "0.5"}}
+    with pytest.raises(
+        DataError,
+        match=r"^test metrics of tiny-rf have a 'threshold' that is not a number: rerun evaluate$",
+    ):
+        compare.confusion_figure({"rf": confusion_data()}, bad, "tiny", "yes")
+    with pytest.raises(DataError, match=r"^confusion data of tiny-rf has no column 'count'"):
+        compare.check_plot_data("confusion", confusion_data().drop(columns="count"), "tiny", "rf")
+    with pytest.raises(
+        DataError,
+        match=r"^confusion data of tiny-rf has a count that is not a whole number >= 0: "
+        r"rerun evaluate$",
+    ):
+        compare.confusion_figure({"rf": confusion_data(tn=-1)}, all_metrics(), "tiny", "yes")
 
 
 def test_loss_figure_draws_train_solid_valid_dashed_per_algorithm() -> None:
@@ -361,6 +622,8 @@ def test_eda_titles_say_when_they_show_a_sample() -> None:
     assert "(first 2 of 3; sample of 100 of 1,000 rows)" in dist.texts[0].get_text()
     corr = eda.correlations_figure(sample, "tiny", exclude=["y"], total_rows=1000)
     assert corr.axes[0].get_title().endswith("(sample of 100 of 1,000 rows)")
+    bars = eda.categorical_figure(sample, "y", "yes", "tiny", total_rows=1000)
+    assert bars.get_suptitle().endswith("(sample of 100 of 1,000 rows)")
 
 
 def test_read_raw_sample_reads_at_most_eda_rows_without_dropped_columns(tmp_path: Path) -> None:
@@ -385,6 +648,14 @@ def test_read_raw_sample_reads_at_most_eda_rows_without_dropped_columns(tmp_path
 # --- the stage --------------------------------------------------------------------------
 
 
+def stage_metrics() -> dict[str, dict]:
+    """Test metrics as evaluate writes them: rf at an automatic threshold, lr from before
+    thresholds were recorded (the figures say 0.5)."""
+    metrics = all_metrics()
+    metrics["rf"] |= {"threshold": 0.42, "ci95": {"roc_auc": {"low": 0.6, "high": 0.8}}}
+    return metrics
+
+
 def write_project(root: Path, rows: int = 20, eda_rows: int = 100_000) -> Layout:
     """params.yaml and every input of plot@tiny, with algos rf and lr."""
     raw = copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8")))
@@ -405,8 +676,9 @@ def write_project(root: Path, rows: int = 20, eda_rows: int = 100_000) -> Layout
         "pr": pr_curve(),
         "calibration": calibration_curve(),
         "importance": importance_frame(),
+        "confusion": confusion_data(),
     }
-    for algo, metrics in all_metrics().items():
+    for algo, metrics in stage_metrics().items():
         path = layout.test_metrics("tiny", algo)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(metrics), encoding="utf-8")
@@ -430,6 +702,21 @@ def digests(layout: Layout) -> dict[str, str]:
 
 # The figures of a dataset, in the order the report shows them (tabml.report.FIGURE_TOPICS).
 FIGURE_TOPICS = eda.EDA_TOPICS + compare.MODEL_TOPICS
+
+
+def test_figure_topics_have_captions_in_report_order() -> None:
+    assert eda.EDA_TOPICS == ("balance", "distributions", "categorical", "missing", "correlations")
+    assert compare.MODEL_TOPICS == (
+        "roc",
+        "pr",
+        "calibration",
+        "confusion",
+        "metrics",
+        "importance",
+        "loss",
+    )
+    assert list(eda.CAPTIONS) == list(eda.EDA_TOPICS)
+    assert list(compare.CAPTIONS) == list(compare.MODEL_TOPICS)
 
 
 def test_stage_writes_every_figure_of_its_dataset_byte_identically(tmp_path: Path) -> None:
@@ -463,16 +750,25 @@ def test_stage_draws_the_eda_from_the_sample_and_the_models_from_plot_data(
     params = load_params(tmp_path / "params.yaml")
     spec = params.datasets["tiny"]
     raw, total = plot.read_raw_sample(layout.raw("tiny", SNAPSHOT), spec, params.plot.eda_rows)
-    metrics = all_metrics()
+    metrics = stage_metrics()
     data = plot.read_plot_data(layout, "tiny", SNAPSHOT, ALGOS)
 
-    figures = plot.dataset_figures("tiny", spec, raw, metrics, board(), data, params, total)
+    figures = dict(plot.dataset_figures("tiny", spec, raw, metrics, board(), data, params, total))
 
-    titles = {topic: fig.axes[0].get_title() or fig.texts[0].get_text() for topic, fig in figures}
+    titles = {
+        topic: fig.get_suptitle() or fig.axes[0].get_title() for topic, fig in figures.items()
+    }
     assert list(titles) == [t for t in FIGURE_TOPICS if t != "loss"]
     for topic in eda.EDA_TOPICS:
         assert "sample of 100 of 1,000 rows" in titles[topic], topic
     assert titles["roc"] == "tiny: ROC curves (test split)"
+    assert titles["categorical"].startswith("tiny: categorical and two-valued columns by y")
+    assert [ax.get_title() for ax in figures["categorical"].axes if ax.patches] == [
+        "color (V 1.00)"
+    ]
+    panels = [ax.get_title() for ax in figures["confusion"].axes if ax.images]
+    assert panels == ["rf (threshold 0.42)", "lr (threshold 0.5)"]
+    assert "champion by CV roc_auc: lr_tiny_v1" in titles["metrics"]
 
 
 def test_stage_writes_the_loss_figure_when_a_model_has_loss_data(tmp_path: Path) -> None:
@@ -506,7 +802,23 @@ def test_stage_refuses_a_leaderboard_of_other_algorithms(tmp_path: Path, capsys)
     layout.leaderboard("tiny").write_text(json.dumps(stale), encoding="utf-8")
     assert plot.main(argv(tmp_path)) == 2
     err = capsys.readouterr().err
-    assert "error: leaderboard of 'tiny' ranks lr but train.algos is rf, lr: rerun evaluate" in err
+    assert (
+        f"error: {layout.leaderboard('tiny')} ranks lr but train.algos is rf, lr: rerun evaluate "
+        "(dvc repro evaluate@tiny)"
+    ) in err
+    assert not layout.figures_dir("tiny").exists()
+
+
+def test_stage_refuses_a_leaderboard_without_a_champion_key(tmp_path: Path, capsys) -> None:
+    layout = write_project(tmp_path)
+    old = {k: v for k, v in board().items() if k not in ("champion", "champion_model")}
+    layout.leaderboard("tiny").write_text(json.dumps(old | {"best_algo": "lr"}), encoding="utf-8")
+    assert plot.main(argv(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"error: {Layout(tmp_path).leaderboard('tiny')} has no 'champion' (an older leaderboard "
+        "format): rerun evaluate (dvc repro evaluate@tiny)"
+    )
     assert not layout.figures_dir("tiny").exists()
 
 

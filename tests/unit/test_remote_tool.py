@@ -233,3 +233,145 @@ def test_pull_targets_are_the_positional_arguments() -> None:
         "data/raw",
         "models",
     ]
+
+
+# --- objects never pushed that `dvc status --cloud` does not see (issue 10) -----------------
+# A directory output whose listing (.dir object) never reached the remote: dvc pull warns
+# "Missing cache files: md5: <X>.dir" and fails, while `dvc status --cloud` says "in sync"
+# (it cannot expand a listing it does not have). The line used to be "dvc pull to remote ...
+# failed (exit 1); `make remote-check` ...", and remote-check then said the remote was fine.
+DIR_MD5 = "51475286525ea7ebed8b8d1b52880bcb.dir"
+NEVER_PUSHED_DIR = (
+    "WARNING: Some of the cache files do not exist neither locally nor on remote. Missing "
+    f"cache files:\nmd5: {DIR_MD5}\nA       single.txt\n1 file fetched and 1 file added\n"
+    "ERROR: failed to pull data from the cloud - Checkout failed for following targets:\n"
+    "out\nIs your cache up to date?\n<https://error.dvc.org/missing-files>\n"
+)
+
+
+def test_pull_failure_names_a_directory_dvc_status_calls_in_sync() -> None:
+    hashes = {**HASHES, "out": DIR_MD5}
+    message = pull_failure(DvcRun(1, NEVER_PUSHED_DIR, frozenset()), {}, hashes, REMOTE)
+    assert message is not None and "\n" not in message
+    assert message.startswith(
+        "dvc pull from remote 'storage' failed: out was never pushed (1 object is in neither "
+        "the remote nor the local cache): "
+    )
+    assert "`make push` on the machine that produced it" in message
+    assert "`make repro` here to rebuild it" in message
+    assert "remote-check" not in message
+
+
+def test_pull_failure_counts_every_missing_object_and_names_a_few() -> None:
+    md5s = [f"{i:02x}" + "0" * 30 for i in range(7)]
+    output = (
+        "WARNING: Some of the cache files do not exist neither locally nor on remote. Missing "
+        "cache files:\n" + "".join(f"md5: {m}\n" for m in md5s) + CHECKOUT_FAILED
+    )
+    hashes = {f"f{i}.csv": m for i, m in enumerate(md5s[:6])}  # the last one: no file known
+    # dvc status sees the plain files (the same objects: counted once).
+    statuses = {"f0.csv": "missing", "f1.csv": "missing"}
+    message = pull_failure(DvcRun(1, output, frozenset()), statuses, hashes, REMOTE)
+    assert message is not None and "\n" not in message
+    assert message.startswith(
+        "dvc pull from remote 'storage' failed: f0.csv, f1.csv, f2.csv, f3.csv, f4.csv and 2 "
+        "more were never pushed (7 objects are in neither the remote nor the local cache): "
+    )
+    assert "rebuild them" in message and "remote-check" not in message
+
+
+def test_pull_failure_names_a_missing_object_no_file_holds_by_its_md5() -> None:
+    output = NEVER_PUSHED_DIR.replace(DIR_MD5, "cd" * 16)
+    message = pull_failure(DvcRun(1, output, frozenset()), {}, HASHES, REMOTE)
+    assert message is not None
+    assert f"failed: object {'cd' * 16} was never pushed (1 object" in message
+
+
+def test_a_corrupted_object_dvc_also_reports_missing_is_not_called_never_pushed() -> None:
+    output = NEVER_PUSHED_DIR.replace(DIR_MD5, A_MD5)
+    message = pull_failure(DvcRun(1, output, frozenset({A_MD5})), {}, HASHES, REMOTE)
+    assert message is not None and "a.txt failed the hash check" in message
+    assert "never pushed" not in message
+
+
+def test_tracked_objects_maps_lock_and_dvc_file_outs_and_cached_listings(tmp_path: Path) -> None:
+    """Paths come from dvc.lock and the .dvc files (no remote asked); the files inside a
+    directory from its listing when the local cache has it."""
+    import json
+
+    from dvc.repo import Repo
+
+    from tools.remote import tracked_objects
+
+    Repo.init(str(tmp_path), no_scm=True).close()
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  make:\n    cmd: echo\n    outs:\n    - out\n    - single.txt\n"
+    )
+    (tmp_path / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  make:\n    cmd: echo\n    outs:\n"
+        f"    - path: out\n      hash: md5\n      md5: {DIR_MD5}\n      size: 6\n      nfiles: 2\n"
+        f"    - path: single.txt\n      hash: md5\n      md5: {A_MD5}\n      size: 6\n"
+    )
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "added.csv.dvc").write_text(
+        f"outs:\n- md5: {Y_MD5}\n  size: 3\n  hash: md5\n  path: added.csv\n"
+    )
+    listing = tmp_path / ".dvc" / "cache" / "files" / "md5" / DIR_MD5[:2] / DIR_MD5[2:]
+    listing.parent.mkdir(parents=True)
+    listing.write_text(json.dumps([{"md5": X_MD5, "relpath": "x"}, {"md5": Y_MD5, "relpath": "y"}]))
+    assert tracked_objects(tmp_path) == {
+        "out": DIR_MD5,
+        "out/x": X_MD5,
+        "out/y": Y_MD5,
+        "single.txt": A_MD5,
+        "data/added.csv": Y_MD5,
+    }
+    listing.unlink()
+    assert tracked_objects(tmp_path) == {
+        "out": DIR_MD5,
+        "single.txt": A_MD5,
+        "data/added.csv": Y_MD5,
+    }
+    assert tracked_objects(tmp_path / "not-a-repo") == {}
+
+
+def _fake_pull(monkeypatch: pytest.MonkeyPatch, run: DvcRun, status: object) -> None:
+    """main("pull") with the remote checked fine and dvc's answers given."""
+    import tools.remote as tool
+
+    monkeypatch.setattr(tool, "read_remote", lambda root, name: REMOTE)
+    monkeypatch.setattr(tool, "check", lambda remote, env: None)
+    monkeypatch.setattr(tool, "ensure_verify", lambda root, remote, env: None)
+    monkeypatch.setattr(tool, "_dvc", lambda args, root, env: run)
+    monkeypatch.setattr(tool, "_dvc_quiet", lambda args, root, env: status)
+    monkeypatch.setattr(tool, "tracked_objects", lambda root: {**HASHES, "out": DIR_MD5})
+
+
+def test_make_pull_of_a_directory_never_pushed_says_so_not_remote_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tools.remote import main
+
+    _fake_pull(monkeypatch, DvcRun(1, NEVER_PUSHED_DIR, frozenset()), {})
+    assert main(["pull", "--root", str(tmp_path)]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(
+        "error: dvc pull from remote 'storage' failed: out was never pushed (1 object"
+    )
+    assert "remote-check" not in last
+
+
+def test_an_unexplained_pull_failure_quotes_dvc_not_remote_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The remote answered the check just before: the line quotes dvc's own error instead."""
+    from tools.remote import main
+
+    output = "Collecting\nERROR: Unable to acquire lock. Most likely another DVC process\n"
+    _fake_pull(monkeypatch, DvcRun(1, output, frozenset()), {})
+    assert main(["pull", "--root", str(tmp_path)]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last == (
+        "error: dvc pull from remote 'storage' failed (exit 1): Unable to acquire lock. Most "
+        "likely another DVC process"
+    )

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+from pathlib import Path
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
 from stages import featurize as featurize_stage
 from stages import ingest, split, train
-from stages.train import build_estimator, fit_estimator, training_metrics
+from stages.train import build_estimator, fit_estimator, fit_model, training_metrics
 from tabml.artifact import library_versions, read_model
+from tabml.cv import CvResult, choose_threshold, cv_summary
 from tabml.errors import DataError
 from tabml.features import load_features, load_matrix, save_matrix
 from tabml.files import md5_file, read_json
 from tabml.layout import Layout
 from tabml.params import LRParams, RFParams, XGBParams, load_params
 from tests.naming import MODEL_NAME_RE
-from tests.unit.conftest import SNAPSHOT, cli, make_frame, make_project, revalidated
+from tests.unit.conftest import (
+    SNAPSHOT,
+    cli,
+    make_frame,
+    make_project,
+    revalidated,
+    write_params,
+)
 
 SMALL = {
     "rf": RFParams(n_estimators=20, max_depth=6, n_jobs=1, seed=0),
@@ -220,6 +233,7 @@ def test_main_writes_model_predicting_raw_rows(project, frame):
     assert [p.name for p in layout.models_dir.iterdir()] == ["tiny"]
     assert sorted(p.name for p in layout.dataset_models_dir("tiny").iterdir()) == [
         "lr_tiny_v1.json",
+        "lr_tiny_v1.oof.csv",
         "lr_tiny_v1.pkl",
     ]
     assert all(MODEL_NAME_RE.match(p.name) for p in layout.dataset_models_dir("tiny").iterdir())
@@ -265,7 +279,7 @@ def test_main_is_reproducible(trained):
     assert train.main([*cli(trained, dataset="tiny"), "--algo", "lr"]) == 0
 
     assert {p.name: md5_file(p) for p in models.iterdir()} == before
-    assert len(before) == 4  # lr and rf: model and card each
+    assert len(before) == 6  # lr and rf: model, card and out-of-fold predictions each
 
 
 def test_main_xgb_records_its_history_and_xgboost_version(tmp_path):
@@ -409,3 +423,88 @@ def test_xgb_evaluates_sparse_validation_data_on_a_plain_dmatrix(monkeypatch):
     }
     fit_estimator("xgb", params, X.toarray(), y)  # dense data: as xgboost does by default
     assert len(quantised) == 3
+
+
+# --- cross-validation, threshold, calibration ---------------------------------------------
+
+
+def test_main_cross_validates_the_model_on_the_train_split(trained_project):
+    layout = Layout(trained_project)
+    card = read_model(layout, "lr", "tiny", 1).card
+    oof = pd.read_csv(layout.oof("lr", "tiny", 1))
+    _, y = load_matrix(layout.processed("tiny", "train", SNAPSHOT, "npz"))
+
+    assert (card.cv["folds"], card.cv["seed"], card.cv["rows"]) == (5, 42, 30)
+    assert oof.columns.tolist() == ["row", "fold", "y", "proba"]
+    assert oof["row"].tolist() == list(range(30)) and oof["y"].tolist() == y.tolist()
+    assert sorted(oof["fold"].unique()) == [0, 1, 2, 3, 4]
+    assert card.cv == cv_summary(
+        CvResult(oof["row"].to_numpy(), oof["fold"].to_numpy(), y, oof["proba"].to_numpy(), 5, 42),
+        card.threshold,
+    )
+    assert (card.threshold, card.threshold_rule) == (0.5, "fixed: evaluate.threshold 0.5")
+    assert card.calibration == "none"
+
+
+def _retrain(root, edit) -> None:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    edit(params)
+    write_params(root / "params.yaml", params)
+    cwd = Path.cwd()
+    os.chdir(root)
+    try:
+        assert train.main([*cli(root, dataset="tiny"), "--algo", "lr"]) == 0
+    finally:
+        os.chdir(cwd)
+
+
+def test_threshold_auto_is_chosen_from_out_of_fold_predictions(trained):
+    layout = Layout(trained)
+    _retrain(trained, lambda p: p["evaluate"].update(threshold="auto"))
+
+    card = read_model(layout, "lr", "tiny", 1).card
+    oof = pd.read_csv(layout.oof("lr", "tiny", 1))
+    assert card.threshold == choose_threshold(oof["y"].to_numpy(), oof["proba"].to_numpy())
+    assert card.threshold_rule == "auto: max F1 on out-of-fold predictions"
+
+    costs = {"false_positive": 1.0, "false_negative": 20.0}
+    _retrain(trained, lambda p: p["evaluate"].update(threshold="auto", costs=costs))
+    cheap_misses = read_model(layout, "lr", "tiny", 1).card
+    assert cheap_misses.threshold == choose_threshold(
+        oof["y"].to_numpy(), oof["proba"].to_numpy(), costs
+    )
+    assert cheap_misses.threshold_rule == (
+        "auto: least cost (false positive 1, false negative 20) on out-of-fold predictions"
+    )
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_calibration_wraps_the_model_in_calibrated_classifier_cv(trained, method):
+    from sklearn.calibration import CalibratedClassifierCV
+
+    layout = Layout(trained)
+    plain = read_model(layout, "lr", "tiny", 1)
+    _retrain(trained, lambda p: p["train"]["lr"].update(calibration=method))
+
+    model = read_model(layout, "lr", "tiny", 1)
+    pipeline = joblib.load(layout.model("lr", "tiny", 1))  # still a plain library object
+    assert isinstance(pipeline.named_steps["model"], CalibratedClassifierCV)
+    assert pipeline.named_steps["model"].method == method
+    assert len(pipeline.named_steps["model"].calibrated_classifiers_) == 5  # train.cv_folds
+    assert model.card.calibration == method
+    rows = make_frame().drop(columns="y")
+    assert not np.allclose(model.predict_proba(rows), plain.predict_proba(rows))
+
+
+def test_fit_model_calibrates_xgb_with_early_stopping(separable):
+    from sklearn.calibration import CalibratedClassifierCV
+
+    X, y = separable(300)
+    params = XGBParams(
+        n_estimators=40, early_stopping_rounds=5, n_jobs=1, seed=0, calibration="sigmoid"
+    )
+    estimator, curves = fit_model("xgb", params, X, y, cv_folds=3, seed=0)
+
+    assert isinstance(estimator, CalibratedClassifierCV) and curves == {}
+    assert "xgboost" in library_versions(estimator)
+    assert roc_auc_score(y, estimator.predict_proba(X)[:, 1]) > 0.95

@@ -8,8 +8,12 @@ the stage ranks and writes them the same way. For each model:
   by the model on the worker holding it and reduced to :class:`.scores.ScoreStats`; the
   sums give the metrics, the ROC and precision-recall curves (downsampled to
   ``evaluate.curve_points`` by :func:`tabml.evaluation.downsample`), the confusion counts
-  at ``evaluate.threshold`` and the calibration curve, without the test split ever being
-  in one process;
+  at the model card's threshold (as the pandas engine, the API and the batch CLI decide)
+  and the calibration curve, without the test split ever being in one process;
+- each metric's bootstrap 95% interval (``ci95``, ``evaluate.bootstrap_resamples``
+  resamples) comes from the same statistics (:func:`.scores.intervals`): resampling the
+  test rows is resampling their counts per (class, score bin, side of the threshold), so
+  the intervals are those of the whole test split, not of a sample of it;
 - permutation importance (:func:`tabml.evaluation.importance`) runs here on a sample drawn
   once for all models: each partition keeps each row with the same seeded probability,
   about 1.2 x ``evaluate.importance_rows`` rows in all, which the importance then
@@ -102,8 +106,8 @@ def score_models(
     from tabml.artifact import read_model
     from tabml.daskengine.cluster import compute, dask_client
     from tabml.daskengine.featurize import parts_frame
-    from tabml.daskengine.scores import merge, metrics
-    from tabml.evaluation import LOSS_TOPIC, Scored, importance, loss_curve
+    from tabml.daskengine.scores import intervals, merge, metrics
+    from tabml.evaluation import LOSS_TOPIC, Scored, ci95, importance, loss_curve
     from tabml.model import single_threaded
     from tabml.target import encode_target
 
@@ -130,13 +134,18 @@ def score_models(
             model = read_model(layout, algo, name, params.train.model_version)
             single_threaded(model.pipeline)  # the same probabilities on any thread
             shared = client.scatter(model)
+            threshold = model.card.threshold
             tasks = [
-                dask.delayed(score_part)(p, shared, ev.threshold, ev.calibration_bins, str(f))
+                dask.delayed(score_part)(p, shared, threshold, ev.calibration_bins, str(f))
                 for p, f in zip(parts, files, strict=True)
             ]
             stats = merge(compute(client, tasks, f"score {model.model_id}"))
-            result = metrics(stats)
+            result: dict[str, Any] = metrics(stats)
             result["n_test"] = stats.n
+            result["threshold"] = threshold
+            result["ci95"] = ci95(
+                intervals(stats, threshold, resamples=ev.bootstrap_resamples, seed=ev.seed)
+            )
             plots = plots_from(stats, model.classes, ev)
             y = encode_target(sample[model.card.target], model.card.positive_class).to_numpy()
             rows = model.validate(sample, strict_categories=False).frame(model.schema)

@@ -1,8 +1,9 @@
 """Model-comparison figures: every model of one dataset on the same axes, test split.
 
 Drawn from the plot data and test metrics the evaluate stage wrote (never from a model):
-ROC, precision-recall, calibration, the test metrics, permutation importance and, for models
-that train in rounds, the per-round loss. The ROC AUC and average precision in the legends
+ROC, precision-recall, calibration, the confusion matrix at each model's threshold, the test
+metrics (the leaderboard's champion outlined), permutation importance and, for models that
+train in rounds, the per-round loss. The ROC AUC and average precision in the legends
 are the ones in ``metrics/test/``, so figures, report and ``dvc metrics`` show one number.
 """
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-MODEL_TOPICS = ("roc", "pr", "calibration", "metrics", "importance", "loss")
+MODEL_TOPICS = ("roc", "pr", "calibration", "confusion", "metrics", "importance", "loss")
 # Topics whose plot data only some models have (evaluate writes loss for xgb only): the
 # figure is drawn from the models that have it, and left out when none has.
 OPTIONAL_TOPICS = ("loss",)
@@ -28,10 +29,13 @@ CURVE_COLUMNS = {
     "roc": ("fpr", "tpr"),
     "pr": ("recall", "precision"),
     "calibration": ("mean_predicted", "fraction_positive"),
+    "confusion": ("actual", "predicted", "count"),
     "importance": ("feature", "importance", "std"),
     "loss": ("step", "train_logloss", "valid_logloss"),
 }
 TOP_FEATURES = 15
+# The decision threshold of test metrics written before evaluate recorded one.
+DEFAULT_THRESHOLD = 0.5
 CAPTIONS = {
     "roc": "ROC curves of every model on the test split, AUC in the legend; the dashed "
     "diagonal is a classifier that guesses.",
@@ -39,10 +43,18 @@ CAPTIONS = {
     "the legend; the dotted line is the share of positives.",
     "calibration": "Observed share of positives against mean predicted probability per bin; "
     "a calibrated model follows the dashed diagonal.",
-    "metrics": "Test metrics of every model; log_loss and brier are losses (lower is better).",
+    "confusion": "Test rows per actual class (rows) and predicted class (columns) of every "
+    "model at its decision threshold (in each title: the model card's threshold, the one the "
+    "API and the batch CLI use), with each cell's share of its row: the top row's right cell "
+    "is the false positive rate, the bottom row's left cell the false negative rate.",
+    "metrics": "Test metrics of every model; log_loss and brier are losses (lower is better). "
+    "The leaderboard's champion (chosen on cross-validation, not on these numbers) is "
+    "outlined; the title says when no model is champion.",
     "importance": "Permutation importance of the raw input columns on a stratified sample of the "
     "test split (at most evaluate.importance_rows rows): the drop in {metric} when a column is "
-    "shuffled (mean and std over repeats), top {top} per model.",
+    "shuffled (mean and std over repeats). Every panel shows the same columns (the top {top} "
+    "by mean importance over the models) in the same order on the same axis, so equal bars "
+    "mean equal drops.",
     "loss": "Log loss per boosting round of the models that train in rounds, on the data they "
     "were fitted on (solid) and on the validation part held out of the train split (dashed); "
     "the dot marks the round with the lowest validation loss.",
@@ -183,15 +195,16 @@ def calibration_figure(curves: Mapping[str, pd.DataFrame], dataset: str) -> Figu
 
 
 def metrics_figure(
-    metrics: Mapping[str, Mapping[str, float]], board: Mapping[str, Any], dataset: str
+    metrics: Mapping[str, Mapping[str, Any]], board: Mapping[str, Any], dataset: str
 ) -> Figure:
-    """Grouped bars of every test metric per algorithm, the leaderboard's best one outlined."""
+    """Grouped bars of every test metric per algorithm, the leaderboard's champion outlined
+    (``board["champion"]``; ``None`` when no model passed the gate, and the title says so)."""
     import numpy as np
 
     algos = list(metrics)
     names = [m for m in METRICS if all(m in metrics[a] for a in algos)]
     colors = algo_colors(algos)
-    best = board.get("best_algo")
+    champion = board.get("champion")
     width = 0.8 / max(len(algos), 1)
     x = np.arange(len(names))
     top = max((float(metrics[a][m]) for a in algos for m in names), default=1.0)
@@ -199,23 +212,26 @@ def metrics_figure(
         fig, ax = plt.subplots(figsize=(max(7.0, 1.0 * len(names) + 2), 4.5))
         for i, algo in enumerate(algos):
             values = [float(metrics[algo][m]) for m in names]
-            is_best = algo == best
+            is_champion = algo == champion
             bars = ax.bar(
                 x + (i - (len(algos) - 1) / 2) * width,
                 values,
                 width,
                 color=colors[algo],
-                edgecolor="black" if is_best else colors[algo],
-                linewidth=1.5 if is_best else 0.5,
-                label=f"{algo} (best)" if is_best else algo,
+                edgecolor="black" if is_champion else colors[algo],
+                linewidth=1.5 if is_champion else 0.5,
+                label=f"{algo} (champion)" if is_champion else algo,
             )
             ax.bar_label(bars, fmt="%.3f", rotation=90, padding=2, fontsize=6)
         labels = [f"{m}\n(lower better)" if m in LOWER_IS_BETTER else m for m in names]
         ax.set_xticks(x, labels, rotation=30, ha="right", rotation_mode="anchor", fontsize=8)
         ax.set_ylim(0, max(1.0, top) * 1.18)
         title = f"{dataset}: test metrics per model"
-        if best is not None:
-            title += f" (best by {board.get('metric')}: {board.get('best_model', best)})"
+        if champion is None:
+            title += " (no champion)"
+        else:
+            model = board.get("champion_model") or champion
+            title += f" (champion by CV {board.get('metric')}: {model})"
         ax.set_title(title)
         ax.set_xlabel("metric")
         ax.set_ylabel("value")
@@ -225,38 +241,154 @@ def metrics_figure(
     return fig
 
 
+def threshold_of(metrics: Mapping[str, Mapping[str, Any]], algo: str, dataset: str) -> float:
+    """The decision threshold the test metrics of one model were computed at
+    (:data:`DEFAULT_THRESHOLD` for metrics written before evaluate recorded it)."""
+    value = metrics.get(algo, {}).get("threshold", DEFAULT_THRESHOLD)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DataError(
+            f"test metrics of {dataset}-{algo} have a 'threshold' that is not a number: "
+            "rerun evaluate"
+        )
+    return float(value)
+
+
+def confusion_matrix(
+    frame: pd.DataFrame, dataset: str, algo: str, positive_class: str | None = None
+) -> tuple[list[str], Any, str | None]:
+    """Class names (as text, in file order with the positive class last), the count matrix
+    (rows actual, columns predicted) of confusion plot data (one row per class pair), and the
+    positive class as the data spells it (``None`` when not given or not in the data)."""
+    import numpy as np
+
+    from tabml.plots.eda import label_text
+    from tabml.target import as_in_data
+
+    what = f"confusion data of {dataset}-{algo}"
+    _require(frame, CURVE_COLUMNS["confusion"], what)
+    counts = frame["count"].to_numpy(dtype=float, na_value=np.nan)
+    if not (np.isfinite(counts) & (counts >= 0) & (np.mod(counts, 1) == 0)).all():
+        raise DataError(f"{what} has a count that is not a whole number >= 0: rerun evaluate")
+    actual, predicted = label_text(frame["actual"]), label_text(frame["predicted"])
+    classes = list(dict.fromkeys([*actual.dropna(), *predicted.dropna()]))
+    positive = None if positive_class is None else as_in_data(actual, positive_class)
+    if positive in classes:
+        classes = [*(c for c in classes if c != positive), positive]
+    else:
+        positive = None
+    index = {c: i for i, c in enumerate(classes)}
+    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    for a, p, n in zip(actual, predicted, counts, strict=True):
+        if a in index and p in index:
+            matrix[index[a], index[p]] += int(n)
+    return classes, matrix, positive
+
+
+def confusion_figure(
+    data: Mapping[str, pd.DataFrame],
+    metrics: Mapping[str, Mapping[str, Any]],
+    dataset: str,
+    positive_class: str | None = None,
+) -> Figure:
+    """One confusion matrix per model at its own threshold (:func:`threshold_of`): what the
+    decision rule the API applies gets right and wrong, in counts and shares of each row.
+
+    Cells are shaded by their share of the row (one 0-1 scale for every panel), so a dark
+    off-diagonal cell is a class the model mostly misses, whatever the class sizes.
+    """
+    import numpy as np
+
+    algos = list(data)
+    title = f"{dataset}: confusion matrices (test split, rows: actual class)"
+    if not algos:
+        return message_figure(title, "no models")
+    with style() as plt:
+        fig, axes = plt.subplots(1, len(algos), figsize=(3.4 * len(algos), 3.6), squeeze=False)
+        for ax, algo in zip(axes[0], algos, strict=True):
+            threshold = threshold_of(metrics, algo, dataset)
+            classes, matrix, positive = confusion_matrix(data[algo], dataset, algo, positive_class)
+            totals = matrix.sum(axis=1, keepdims=True)
+            shares = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+            ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+            for i, j in np.ndindex(matrix.shape):
+                ax.text(
+                    j,
+                    i,
+                    f"{int(matrix[i, j]):,}\n{shares[i, j]:.1%}",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if shares[i, j] > 0.6 else "black",
+                )
+            names = [f"{c}\n(positive)" if c == positive else c for c in classes]
+            ticks = range(len(classes))
+            ax.set_xticks(ticks, names)
+            ax.set_yticks(ticks, names)
+            ax.set_xlabel("predicted")
+            ax.set_ylabel("actual")
+            ax.set_title(f"{algo} (threshold {threshold:.3g})")
+        fig.suptitle(title)
+        fig.tight_layout()
+    return fig
+
+
 def importance_figure(
     importances: Mapping[str, pd.DataFrame], dataset: str, metric: str, top: int = TOP_FEATURES
 ) -> Figure:
-    """Top permutation importances, one subplot per algorithm: what each model relies on."""
+    """Permutation importance, one panel per algorithm on ONE axis and ONE column order: the
+    ``top`` columns by mean importance over the models (ties by name), so equal bars mean
+    equal drops in ``metric`` and a column sits in the same row in every panel."""
+    import pandas as pd
+
     algos = list(importances)
-    title = f"{dataset}: permutation importance (top {top} features)"
     if not algos:
-        return message_figure(title, "no models")
+        return message_figure(f"{dataset}: permutation importance", "no models")
+    for algo, frame in importances.items():
+        _require(frame, CURVE_COLUMNS["importance"], f"importance data of {dataset}-{algo}")
     colors = algo_colors(algos)
-    n_rows = max(min(top, len(frame)) for frame in importances.values())
+    stacked = pd.concat(
+        [f.assign(feature=f["feature"].astype(str)) for f in importances.values()],
+        ignore_index=True,
+    )
+    means = stacked.groupby("feature")["importance"].mean()
+    ranked = sorted(means.index, key=lambda f: (-float(means[f]), f))
+    features = ranked[:top]
+    title = (
+        f"{dataset}: permutation importance = drop in test {metric} when the column is "
+        f"shuffled\n(mean and std over repeats; top {len(features)} of {len(ranked)} columns "
+        "by mean over the models)"
+    )
+    row = {f: i for i, f in enumerate(features)}
     with style() as plt:
         fig, axes = plt.subplots(
-            1, len(algos), figsize=(4.2 * len(algos), 0.3 * max(n_rows, 3) + 1.6), squeeze=False
+            1,
+            len(algos),
+            figsize=(4.2 * len(algos), 0.3 * max(len(features), 3) + 1.9),
+            squeeze=False,
+            sharex=True,
+            sharey=True,
         )
         for ax, algo in zip(axes[0], algos, strict=True):
-            frame = importances[algo]
-            _require(frame, CURVE_COLUMNS["importance"], f"importance data of {dataset}-{algo}")
-            ranked = frame.sort_values(["importance", "feature"], ascending=[False, True]).head(top)
+            frame = importances[algo].assign(feature=importances[algo]["feature"].astype(str))
+            shown = frame[frame["feature"].isin(row)].drop_duplicates("feature")
+            shown = shown.assign(row=shown["feature"].map(row)).sort_values("row")
             ax.barh(
-                ranked["feature"].astype(str),
-                ranked["importance"],
-                xerr=ranked["std"],
+                shown["row"],
+                shown["importance"],
+                xerr=shown["std"],
                 color=colors[algo],
                 error_kw={"elinewidth": 0.8, "capsize": 2},
             )
-            ax.invert_yaxis()  # most important at the top
             ax.axvline(0, color="0.3", lw=0.8)
             ax.set_title(algo)
             ax.set_xlabel(f"drop in {metric}")
             ax.tick_params(axis="y", labelsize=8)
+            ax.tick_params(axis="y", labelleft=True)
             ax.grid(axis="x", alpha=0.3)
-        axes[0][0].set_ylabel("feature")
+        first = axes[0][0]
+        first.set_yticks(range(len(features)), features)
+        first.set_ylim(len(features) - 0.5, -0.5)  # most important at the top
+        first.set_ylabel("feature")
         fig.suptitle(title)
         fig.tight_layout()
     return fig

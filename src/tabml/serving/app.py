@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tabml.errors import PipelineError
 from tabml.serving.deps import ServerState
+from tabml.serving.docs import install_docs
 from tabml.serving.errors import ServingError, SettingsError
 from tabml.serving.info import git_revision, pipeline_stages, project_meta
 from tabml.serving.registry import Registry, load_registry
@@ -328,7 +329,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=meta_info["version"] or "unknown",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load from a CDN: these serve their own assets
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.serving = state
     app.add_middleware(BodyGuard, settings=settings)
     install_error_handlers(app)

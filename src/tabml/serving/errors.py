@@ -64,6 +64,13 @@ class ReloadRefused(ServingError):
         return {"detail": str(self), "problems": self.problems}
 
 
+class NoChampionError(ServingError):
+    """The dataset's leaderboard promoted no model (the evaluate.min_score gate, or no
+    cross-validated model): asking by dataset has no answer; a model id still works."""
+
+    status = 409
+
+
 class UnavailableError(ServingError):
     """No model is loaded (yet): the pipeline has not run, or loading failed."""
 

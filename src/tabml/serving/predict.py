@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tabml.errors import PipelineError
-from tabml.serving.errors import InputError, NotFoundError, ServingError
+from tabml.serving.errors import InputError, NoChampionError, NotFoundError, ServingError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,16 +48,21 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def resolve(
     root: Path, params_file: Path, model_id: str | None, dataset: str | None
 ) -> tuple[Model, float]:
-    """Load the model named by id, or the champion of ``dataset``; and the params' threshold."""
+    """Load the model named by id, or the champion of ``dataset``; and its card's threshold."""
     from tabml.artifact import load_vouched
     from tabml.layout import ID_FORMAT, Layout, parse_model_id
     from tabml.params import load_params
-    from tabml.serving.registry import champion_id
+    from tabml.serving.registry import champion
 
     params = load_params(params_file if params_file.is_absolute() else root / params_file)
     if model_id is None:
         params.dataset(dataset or "")  # raises naming the datasets params declares
-        model_id = champion_id(Layout(root), dataset or "")
+        model_id, why_none = champion(Layout(root), dataset or "")
+        if why_none is not None:
+            raise NoChampionError(
+                f"dataset {dataset!r} has no champion: {why_none}; give --model to use one of "
+                "its models anyway"
+            )
         if model_id is None:
             raise NotFoundError(
                 f"no champion for dataset {dataset!r}: {Layout(root).leaderboard(dataset or '')} "
@@ -74,7 +79,7 @@ def resolve(
     except Exception as exc:  # a damaged file: say which, without a traceback
         path = Layout(root).model(algo, name, version)
         raise ServingError(f"cannot load {path}: {type(exc).__name__}") from None
-    return model, params.evaluate.threshold
+    return model, model.card.threshold
 
 
 def predict_file(model: Model, threshold: float, source: Path, keep: list[str]) -> pd.DataFrame:

@@ -4,7 +4,10 @@ What is served is what ``params.yaml`` declares: one model per dataset and algor
 ``train.model_version``, at the paths ``tabml.layout.Layout`` gives, each loaded only when
 ``dvc.lock`` vouches for its md5 (:func:`tabml.artifact.load_vouched`). A request only ever
 names a model id, which is looked up in a dict: no request text becomes a path, and nothing a
-request sends is unpickled. The champion of a dataset is the leaderboard's ``best_model``.
+request sends is unpickled. The champion of a dataset is the leaderboard's ``champion_model``;
+a leaderboard that promoted none (``champion: null``, e.g. the ``evaluate.min_score`` gate)
+makes a request by dataset a 409 carrying its ``reason``. Each model predicts at its own
+card's threshold.
 
 A :class:`Registry` is immutable; reloading builds a new one and swaps it in whole, so a
 request sees either the old set of models or the new one, never a mix. Loading never raises:
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from tabml.errors import PipelineError
 from tabml.layout import ID_FORMAT, Layout, is_name, model_id, parse_model_id
 from tabml.secrets import redact
-from tabml.serving.errors import InputError, NotFoundError, UnavailableError
+from tabml.serving.errors import InputError, NoChampionError, NotFoundError, UnavailableError
 from tabml.serving.settings import Settings
 
 if TYPE_CHECKING:
@@ -99,10 +102,11 @@ class Registry:
 
     models: dict[str, ServedModel] = field(default_factory=dict)
     champions: dict[str, str] = field(default_factory=dict)  # dataset -> model id
+    # dataset -> why its leaderboard promoted no model (the evaluate.min_score gate)
+    no_champion: dict[str, str] = field(default_factory=dict)
     params: Params | None = None
     datasets: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    threshold: float = 0.5
     example_row: dict[str, Any] | None = None
 
     @property
@@ -138,6 +142,11 @@ class Registry:
         ):
             known = ", ".join(self.params.datasets) if self.params else ""
             raise NotFoundError(f"unknown dataset (params.yaml declares: {known})")
+        if dataset in self.no_champion:
+            raise NoChampionError(
+                f"dataset {dataset!r} has no champion: {self.no_champion[dataset]}; give a "
+                "model_id to use one of its models anyway"
+            )
         if dataset not in self.champions:
             raise NotFoundError(
                 f"dataset {dataset!r} has no loaded champion model (no leaderboard, or its "
@@ -168,10 +177,21 @@ def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def champion_id(layout: Layout, dataset: str) -> str | None:
-    """The leaderboard's best model of ``dataset``, if there is a readable, well-formed one."""
+    """The leaderboard's champion of ``dataset``, if there is a readable board naming one."""
+    return champion(layout, dataset)[0]
+
+
+def champion(layout: Layout, dataset: str) -> tuple[str | None, str | None]:
+    """(champion model id, None), or (None, why there is none): the board promoted no model
+    (its reason), or it is missing or unreadable (None, None)."""
     board = read_json(layout.leaderboard(dataset))
-    best = board.get("best_model") if isinstance(board, dict) else None
-    return best if parse_model_id(best) is not None else None
+    if not isinstance(board, dict) or "champion_model" not in board:
+        return None, None
+    best = board["champion_model"]
+    if best is None:
+        reason = board.get("reason")
+        return None, reason if isinstance(reason, str) else "the leaderboard promoted no model"
+    return (best, None) if parse_model_id(best) is not None else (None, None)
 
 
 def raw_shape(path: Path, spec: Any) -> tuple[int, int] | None:
@@ -241,10 +261,17 @@ def load_registry(settings: Settings) -> Registry:
     version = params.train.model_version
     models: dict[str, ServedModel] = {}
     champions: dict[str, str] = {}
+    no_champion: dict[str, str] = {}
     for name in params.datasets:
-        best = champion_id(layout, name)
-        if best is None:
-            problems.append(f"{RELATIVE.leaderboard(name)} is missing: no champion for {name!r}")
+        best, why_none = champion(layout, name)
+        if why_none is not None:
+            no_champion[name] = redact(why_none)
+            log.warning("no champion for %s: %s", name, no_champion[name])
+        elif best is None:
+            problems.append(
+                f"{RELATIVE.leaderboard(name)} is missing or from an older evaluate: no "
+                f"champion for {name!r} (rerun the pipeline)"
+            )
         for algo in params.train.algos:
             served_id = model_id(algo, name, version)
             try:
@@ -274,10 +301,10 @@ def load_registry(settings: Settings) -> Registry:
     registry = Registry(
         models=models,
         champions=champions,
+        no_champion=no_champion,
         params=params,
         datasets=dataset_info(params, settings.root),
         problems=problems,
-        threshold=params.evaluate.threshold,
     )
     default = registry.default_model()
     if default is not None:

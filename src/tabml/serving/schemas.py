@@ -51,6 +51,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for code, text in {
         404: "unknown model id or dataset",
         408: "the body was not sent within SERVING_BODY_TIMEOUT seconds",
+        409: "the dataset has no champion (its leaderboard promoted no model; the reason is "
+        "in the message): give a model_id",
         413: "too many rows or too large a body",
         422: "rows do not match the model's schema (the message names column and row)",
         503: "no model loaded, or busy (SERVING_MAX_INFLIGHT_MB; retry after Retry-After)",

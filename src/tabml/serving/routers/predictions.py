@@ -33,8 +33,9 @@ def check_rows(n_rows: int, settings: Settings) -> None:
         )
 
 
-def _payload(served: ServedModel, proba: Any, threshold: float, n_rows: int) -> dict[str, Any]:
+def _payload(served: ServedModel, proba: Any, n_rows: int) -> dict[str, Any]:
     card = served.model.card
+    threshold = card.threshold  # the model's own decision rule (train chose it)
     return {
         "model_id": card.model_id,
         "dataset": card.dataset,
@@ -45,13 +46,11 @@ def _payload(served: ServedModel, proba: Any, threshold: float, n_rows: int) -> 
     }
 
 
-def predict_rows(
-    served: ServedModel, rows: list[dict[str, Any]], threshold: float
-) -> dict[str, Any]:
-    """Core of /predict: validate the rows, predict."""
+def predict_rows(served: ServedModel, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Core of /predict: validate the rows, predict at the model's threshold."""
     batch = validate(rows, served.model.schema)
     proba = served.predictor.predict_proba(batch)
-    return _payload(served, proba, threshold, batch.n_rows)
+    return _payload(served, proba, batch.n_rows)
 
 
 def validate_csv(
@@ -64,10 +63,10 @@ def validate_csv(
     check_rows(len(frame), settings)
     batch = csv_batch(frame, model)
     proba = served.predictor.predict_proba(batch)
-    payload = _payload(served, proba, registry.threshold, batch.n_rows)
+    payload = _payload(served, proba, batch.n_rows)
     has_target = model.card.target in frame.columns
     payload["evaluation"] = (
-        target_metrics(frame, model, proba, registry.threshold) if has_target else None
+        target_metrics(frame, model, proba, model.card.threshold) if has_target else None
     )
     return payload
 
@@ -91,9 +90,9 @@ async def predict(
     check_rows(len(body.rows), settings)
     served = registry.resolve(body.model_id, body.dataset)
     if len(body.rows) <= INLINE_ROWS and served.predictor.compiled is not None:
-        payload = predict_rows(served, body.rows, registry.threshold)
+        payload = predict_rows(served, body.rows)
     else:  # the sklearn path or a big batch: keep the event loop free for other requests
-        payload = await run_in_threadpool(predict_rows, served, body.rows, registry.threshold)
+        payload = await run_in_threadpool(predict_rows, served, body.rows)
     return JSONResponse(payload)
 
 
