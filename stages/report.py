@@ -193,8 +193,15 @@ def _porcelain_paths(output: str) -> tuple[str, ...]:
     return tuple(paths)
 
 
+# What the pipeline is built from. The page names the last commit that changed these, not
+# HEAD: committing the run's outputs (dvc.lock, metrics, this page's hash) makes a new HEAD,
+# so a page naming HEAD could never be rebuilt byte for byte on a fresh clone of that commit.
+INPUTS = ("params.yaml", "dvc.yaml", "src", "stages", "data/external", "pyproject.toml", "uv.lock")
+
+
 def git_revision(root: Path, environ: Mapping[str, str] | None = None) -> Revision:
-    """The git revision the page is built at; never fails (unknown, with why, instead).
+    """The git revision of the pipeline's inputs (:data:`INPUTS`: the last commit that
+    changed them, and their uncommitted changes); never fails (unknown, with why, instead).
 
     Inside ``dvc exp run`` (DVC sets DVC_EXP_NAME) the commit is the experiment's baseline:
     DVC_EXP_BASELINE_REV when set (a queued run's temporary workspace may not be at it),
@@ -212,12 +219,12 @@ def git_revision(root: Path, environ: Mapping[str, str] | None = None) -> Revisi
         inside = _git(root, "rev-parse", "--is-inside-work-tree")
         if inside.returncode != 0 or inside.stdout.strip() != "true":
             return unknown("not a git repository")
-        head = _git(root, "rev-parse", "--verify", "-q", "HEAD")
-        if head.returncode != 0:
+        head = _git(root, "log", "-1", "--format=%H", "--", *INPUTS)
+        if head.returncode != 0 or not head.stdout.strip():
             return unknown("no commit yet")
         # --no-optional-locks: reading the state must not rewrite .git/index under a
         # concurrent git command
-        status = _git(root, "--no-optional-locks", "status", "--porcelain", "-z")
+        status = _git(root, "--no-optional-locks", "status", "--porcelain", "-z", "--", *INPUTS)
     except FileNotFoundError:
         return unknown("git is not installed")
     except (OSError, subprocess.SubprocessError) as exc:

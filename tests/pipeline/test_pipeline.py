@@ -41,9 +41,9 @@ def test_repro_runs_every_stage_and_writes_every_output(small_repo: Path) -> Non
     log = (small_repo.parent / f"{small_repo.name}-repro.log").read_text()
     stages = {line.split()[0] for line in dvc("stage", "list", cwd=small_repo).stdout.splitlines()}
     assert ran_stages(log) == stages
-    # check-params, 5 per-dataset phases (ingest, split, featurize, evaluate, plot), 6 trains,
-    # report
-    assert len(stages) == 1 + 5 * 2 + 6 + 1
+    # check-params, 5 per-dataset phases (ingest, split, featurize, evaluate, plot), 6 tunes
+    # (off: each writes {}), 6 trains, report
+    assert len(stages) == 1 + 5 * 2 + 6 + 6 + 1
 
     params, layout = load_params(small_repo / "params.yaml"), Layout(small_repo)
     for name, spec in params.datasets.items():
@@ -117,9 +117,9 @@ def test_every_output_follows_the_naming_conventions(small_repo: Path) -> None:
     checked, problems = naming_violations(small_repo)
     assert problems == []
     # per dataset 7 data files (raw, 2 interim, 2 processed, transformer, feature spec);
-    # 6 models with their cards; 5 plot data files per model and 2 xgb loss curves; the
-    # figures; the report
-    assert checked == 2 * 7 + 6 * 2 + 6 * 5 + 2 + 2 * len(FIGURE_TOPICS) + 1
+    # 6 models with their cards and out-of-fold predictions; 5 plot data files per model and
+    # 2 xgb loss curves; the figures; the report; the example notebook
+    assert checked == 2 * 7 + 6 * 3 + 6 * 5 + 2 + 2 * len(FIGURE_TOPICS) + 1 + 1
 
 
 def test_dvc_plots_and_metrics_commands_work(small_repo: Path) -> None:
@@ -137,6 +137,8 @@ def test_exp_run_reruns_only_what_depends_on_the_changed_key(small_repo: Path) -
     proc = dvc("exp", "run", "-S", "train.rf.n_estimators=25", cwd=small_repo)
     assert ran_stages(proc.stdout) == {
         "check-params",
+        "tune@credit-rf",  # reads train.rf: off, it writes {} again and train sees no change
+        "tune@churn-rf",
         "train@credit-rf",
         "train@churn-rf",
         "evaluate@credit",

@@ -799,21 +799,29 @@ def test_git_revision_head_changes_and_experiment(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q")
     no_commit = report_stage.git_revision(tmp_path, {})
     assert report.revision_text(no_commit) == "unknown (no commit yet)"
-    (tmp_path / "a.txt").write_text("a\n", encoding="utf-8")
-    git(tmp_path, "add", "a.txt")
+    (tmp_path / "params.yaml").write_text("a\n", encoding="utf-8")
+    git(tmp_path, "add", "params.yaml")
     git(tmp_path, "commit", "-q", "-m", "first")
     head = git(tmp_path, "rev-parse", "HEAD")
 
     clean = report_stage.git_revision(tmp_path, {})
     assert clean == report.Revision(head)
     assert report.revision_text(clean) == head
+    # committing the run's outputs (not inputs) leaves the page's revision as it was, so a
+    # fresh clone of that commit rebuilds the same page
+    (tmp_path / "dvc.lock").write_text("outputs\n", encoding="utf-8")
+    git(tmp_path, "add", "dvc.lock")
+    git(tmp_path, "commit", "-q", "-m", "outputs")
+    assert report_stage.git_revision(tmp_path, {}) == report.Revision(head)
 
-    (tmp_path / "a.txt").write_text("b\n", encoding="utf-8")
-    (tmp_path / "new file.txt").write_text("n\n", encoding="utf-8")
+    (tmp_path / "params.yaml").write_text("b\n", encoding="utf-8")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "new file.py").write_text("n\n", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not an input\n", encoding="utf-8")
     dirty = report_stage.git_revision(tmp_path, {})
-    assert dirty.changes == ("a.txt", "new file.txt")
+    assert dirty.changes == ("params.yaml", "src/")
     assert report.revision_text(dirty) == (
-        f"{head} with uncommitted changes (2: a.txt, new file.txt)"
+        f"{head} with uncommitted changes (2: params.yaml, src/)"
     )
 
     env = {"DVC_EXP_NAME": "lucky-dogs", "DVC_EXP_BASELINE_REV": "f" * 40}
