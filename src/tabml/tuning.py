@@ -370,16 +370,6 @@ def tune(
 # --- files ----------------------------------------------------------------------------------
 
 
-def tuned_file(layout: Layout, dataset: str, algo: str) -> Path:
-    """``tuned/<dataset>-<algo>.yaml``: the best values, a params file of train (git-tracked)."""
-    return layout.root / "tuned" / f"{dataset}-{algo}.yaml"
-
-
-def tune_metrics_file(layout: Layout, dataset: str, algo: str) -> Path:
-    """``metrics/tune/<dataset>-<algo>.json``: what the search found and what it cost."""
-    return layout.root / "metrics" / "tune" / f"{dataset}-{algo}.json"
-
-
 def tuned_text(values: Mapping[str, Any], comment: str) -> str:
     """The tuned file: a ``# comment`` line, then the values as YAML (keys sorted; ``{}``
     when empty), as DVC and :func:`tabml.files.read_yaml` read it."""
@@ -399,12 +389,12 @@ def write_result(layout: Layout, dataset: str, algo: str, result: TuneResult) ->
     from tabml.files import write_json, write_text
 
     stage = f"tune@{dataset}-{algo}"
-    metrics = tune_metrics_file(layout, dataset, algo)
+    metrics = layout.tune_metrics(dataset, algo)
     comment = (
         f"{stage}: the best of {len(result.scores)} trials by CV {result.metric} "
         f"({metrics.relative_to(layout.root)}); train applies these over train.{algo}"
     )
-    write_text(tuned_file(layout, dataset, algo), tuned_text(result.best, comment))
+    write_text(layout.tuned(dataset, algo), tuned_text(result.best, comment))
     write_json(metrics, result.summary())
     log.info(
         "%s: CV %s %.4f ± %.4f (trial %d of %d) against params.yaml's %.4f ± %.4f in %.1f s; "
@@ -428,8 +418,8 @@ def off(layout: Layout, dataset: str, algo: str, reason: str) -> None:
     from tabml.files import write_json, write_text
 
     comment = f"tune@{dataset}-{algo}: off ({reason}): train uses train.{algo} as it is"
-    write_text(tuned_file(layout, dataset, algo), tuned_text({}, comment))
-    write_json(tune_metrics_file(layout, dataset, algo), {"trials": 0})
+    write_text(layout.tuned(dataset, algo), tuned_text({}, comment))
+    write_json(layout.tune_metrics(dataset, algo), {"trials": 0})
     log.info("tune@%s-%s is off: %s; wrote {}", dataset, algo, reason)
 
 
@@ -470,7 +460,7 @@ def effective_params(params: Params, dataset: str, algo: str, layout: Layout) ->
     from tabml.params import _message
 
     section = params.train.algo(algo)
-    path = tuned_file(layout, dataset, algo)
+    path = layout.tuned(dataset, algo)
     tuned = read_tuned(path)
     if not tuned:
         return section

@@ -172,7 +172,9 @@ def assert_exp_show_is_readable(repo: Path) -> None:
     rows = [line for line in lines[1:] if "±" in line]
     assert len(rows) >= 2, proc.stdout  # the workspace or baseline, and the experiment
     scores = [
-        float(np.mean([float(cell.split("±")[0]) for cell in row.split() if cell.endswith("*")]))
+        float(
+            np.mean([float(c.split("±")[0]) for c in row.split() if "±" in c and c.endswith("*")])
+        )
         for row in rows
     ]
     assert scores == sorted(scores, reverse=True), proc.stdout

@@ -11,7 +11,7 @@ import yaml
 
 from tabml.files import read_json, read_yaml
 from tabml.layout import Layout
-from tabml.tuning import SPACES, tune_metrics_file, tuned_file
+from tabml.tuning import SPACES
 from tests.helpers import copy_repo, credit_only, dvc, git, ran_stages
 from tests.stage_deps import code_files
 
@@ -93,10 +93,10 @@ def test_tune_feeds_train_through_dvc_and_reruns_to_the_same_file(tmp_path: Path
     proc = dvc("repro", "train@credit-lr", "tune@credit-rf", cwd=repo)
 
     assert {"tune@credit-lr", "tune@credit-rf", "train@credit-lr"} <= ran_stages(proc.stdout)
-    tuned = read_yaml(tuned_file(layout, "credit", "lr"))
+    tuned = read_yaml(layout.tuned("credit", "lr"))
     assert set(tuned) == set(SPACES["lr"])
-    assert read_yaml(tuned_file(layout, "credit", "rf")) == {}  # not in tune.algos: off
-    summary = read_json(tune_metrics_file(layout, "credit", "lr"))
+    assert read_yaml(layout.tuned("credit", "rf")) == {}  # not in tune.algos: off
+    summary = read_json(layout.tune_metrics("credit", "lr"))
     assert summary["trials"] == 6 and summary["params"] == tuned
     assert summary["best"]["cv_mean"] >= summary["defaults"]["cv_mean"]
     # train fitted with the tuned values, on the CV the search scored them by
@@ -110,10 +110,10 @@ def test_tune_feeds_train_through_dvc_and_reruns_to_the_same_file(tmp_path: Path
     shown = json.loads(dvc("exp", "show", "--json", cwd=repo).stdout)
     assert json.dumps(tuned)[1:-1] in json.dumps(shown)  # dvc exp show lists the values
 
-    first = tuned_file(layout, "credit", "lr").read_bytes()
+    first = layout.tuned("credit", "lr").read_bytes()
     proc = dvc("repro", "--force", "--single-item", "tune@credit-lr", cwd=repo)
 
     assert ran_stages(proc.stdout) == {"tune@credit-lr"}
-    assert tuned_file(layout, "credit", "lr").read_bytes() == first
+    assert layout.tuned("credit", "lr").read_bytes() == first
     # the same tuned values: train stays up to date
     assert ran_stages(dvc("repro", "train@credit-lr", cwd=repo).stdout) == set()

@@ -247,8 +247,8 @@ print(json.dumps({{"code": code, "seconds": seconds, "modules": sorted(sys.modul
     assert not {m.split(".")[0] for m in out["modules"]} & HEAVY
     assert out["seconds"] < 1.5  # params validation and two small files
     layout = Layout(project)
-    assert read_yaml(tuning.tuned_file(layout, "tiny", "lr")) == {}
-    assert read_json(tuning.tune_metrics_file(layout, "tiny", "lr")) == {"trials": 0}
+    assert read_yaml(layout.tuned("tiny", "lr")) == {}
+    assert read_json(layout.tune_metrics("tiny", "lr")) == {"trials": 0}
 
 
 def test_the_stage_tunes_and_train_picks_the_values_up(trained):
@@ -257,16 +257,16 @@ def test_the_stage_tunes_and_train_picks_the_values_up(trained):
     argv = [*cli(trained, dataset="tiny"), "--algo", "lr"]
 
     assert tune.main(argv) == 0
-    tuned = read_yaml(tuning.tuned_file(layout, "tiny", "lr"))
-    first = tuning.tuned_file(layout, "tiny", "lr").read_bytes()
+    tuned = read_yaml(layout.tuned("tiny", "lr"))
+    first = layout.tuned("tiny", "lr").read_bytes()
     assert set(tuned) == set(SPACES["lr"])
-    summary = read_json(tuning.tune_metrics_file(layout, "tiny", "lr"))
+    summary = read_json(layout.tune_metrics("tiny", "lr"))
     assert summary["metric"] == "roc_auc" and summary["trials"] == 5
     assert summary["params"] == tuned
     assert summary["best"]["cv_mean"] >= summary["defaults"]["cv_mean"]
 
     assert tune.main(argv) == 0  # the same search again: the same file, byte for byte
-    assert tuning.tuned_file(layout, "tiny", "lr").read_bytes() == first
+    assert layout.tuned("tiny", "lr").read_bytes() == first
 
     assert train.main(argv) == 0  # train's CV of the tuned values: the score tune found
     card = json.loads(layout.card("lr", "tiny", 1).read_text())
@@ -275,7 +275,7 @@ def test_the_stage_tunes_and_train_picks_the_values_up(trained):
 
 
 def test_train_fits_with_the_tuned_values_and_its_card_shows_them(trained):
-    path = tuning.tuned_file(Layout(trained), "tiny", "lr")
+    path = Layout(trained).tuned("tiny", "lr")
     path.parent.mkdir()
     path.write_text("# tuned\nC: 0.0731\nclass_weight: balanced\n")
 
@@ -314,7 +314,7 @@ def test_params_default_to_tuning_off():
 def test_effective_params_are_params_yaml_updated_with_the_tuned_file(tmp_path):
     params, layout = params_with(), Layout(tmp_path)
     assert effective_params(params, "tiny", "lr", layout) == params.train.lr  # no file: as is
-    path = tuning.tuned_file(layout, "tiny", "lr")
+    path = layout.tuned("tiny", "lr")
     path.parent.mkdir()
     path.write_text("# off\n{}\n")
     assert effective_params(params, "tiny", "lr", layout) == params.train.lr
@@ -339,7 +339,7 @@ def test_effective_params_are_params_yaml_updated_with_the_tuned_file(tmp_path):
     ],
 )
 def test_a_bad_tuned_file_stops_train_in_one_line_naming_it(trained, capsys, text, reason):
-    path = tuning.tuned_file(Layout(trained), "tiny", "lr")
+    path = Layout(trained).tuned("tiny", "lr")
     path.parent.mkdir()
     path.write_text(text)
 
