@@ -4,7 +4,8 @@
 the pipeline left on disk: ``metrics/leaderboard/<name>.json``, ``metrics/test/<name>/``,
 the figure PNGs of ``plots/figures/<name>/``, the model cards of ``models/<name>/``, and the
 md5 of the raw snapshot, the split files and the model files; plus the params sections that
-produced them and the git revision (``git rev-parse HEAD``, ``git status --porcelain``). It
+produced them. It names no git revision (``tabml.report.REVISION_NOTE`` says why and how to
+find it): DVC records the page's md5, so it must depend on its DVC inputs only. It
 draws nothing and loads no model. Writes ``plots/report.html``: no external resource, no
 script, no timestamp, so it opens anywhere and is byte-identical across reruns on the same
 inputs. The page is rendered by ``tabml.report``; this script only gathers its inputs.
@@ -14,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import subprocess
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +30,6 @@ from tabml.report import (
     Figure,
     FileHash,
     ModelEntry,
-    Revision,
     Section,
     caption,
     check_card,
@@ -46,7 +43,6 @@ if TYPE_CHECKING:
     from tabml.params import DatasetParams, Params
 
 log = logging.getLogger("stages.report")
-GIT_TIMEOUT = 30  # seconds; a hung git leaves the revision unknown, never the stage stuck
 
 
 def _relative(layout: Layout, path: Path) -> str:
@@ -167,81 +163,12 @@ def dataset_section(name: str, spec: DatasetParams, params: Params, layout: Layo
     )
 
 
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=GIT_TIMEOUT,
-        check=False,
-    )
-
-
-def _porcelain_paths(output: str) -> tuple[str, ...]:
-    """Paths of ``git status --porcelain -z`` (a rename's source entry skipped)."""
-    entries = output.split("\0")
-    paths, skip = [], False
-    for entry in entries:
-        if skip:
-            skip = False
-            continue
-        if len(entry) < 4:
-            continue
-        paths.append(entry[3:])
-        skip = entry[0] in "RC"
-    return tuple(paths)
-
-
-# What the pipeline is built from. The page names the last commit that changed these, not
-# HEAD: committing the run's outputs (dvc.lock, metrics, this page's hash) makes a new HEAD,
-# so a page naming HEAD could never be rebuilt byte for byte on a fresh clone of that commit.
-INPUTS = ("params.yaml", "dvc.yaml", "src", "stages", "data/external", "pyproject.toml", "uv.lock")
-
-
-def git_revision(root: Path, environ: Mapping[str, str] | None = None) -> Revision:
-    """The git revision of the pipeline's inputs (:data:`INPUTS`: the last commit that
-    changed them, and their uncommitted changes); never fails (unknown, with why, instead).
-
-    Inside ``dvc exp run`` (DVC sets DVC_EXP_NAME) the commit is the experiment's baseline:
-    DVC_EXP_BASELINE_REV when set (a queued run's temporary workspace may not be at it),
-    else HEAD. The experiment itself is committed after it runs."""
-    environ = os.environ if environ is None else environ
-    experiment = environ.get("DVC_EXP_NAME") or None
-    baseline = (environ.get("DVC_EXP_BASELINE_REV") or "").strip() if experiment else ""
-
-    def unknown(problem: str) -> Revision:
-        if baseline:
-            return Revision(baseline, experiment=experiment)
-        return Revision(None, experiment=experiment, problem=problem)
-
-    try:
-        inside = _git(root, "rev-parse", "--is-inside-work-tree")
-        if inside.returncode != 0 or inside.stdout.strip() != "true":
-            return unknown("not a git repository")
-        head = _git(root, "log", "-1", "--format=%H", "--", *INPUTS)
-        if head.returncode != 0 or not head.stdout.strip():
-            return unknown("no commit yet")
-        # --no-optional-locks: reading the state must not rewrite .git/index under a
-        # concurrent git command
-        status = _git(root, "--no-optional-locks", "status", "--porcelain", "-z", "--", *INPUTS)
-    except FileNotFoundError:
-        return unknown("git is not installed")
-    except (OSError, subprocess.SubprocessError) as exc:
-        return unknown(f"git failed: {type(exc).__name__}")
-    changes = (
-        _porcelain_paths(status.stdout) if status.returncode == 0 else ("(git status failed)",)
-    )
-    return Revision(baseline or head.stdout.strip(), changes=changes, experiment=experiment)
-
-
 def _main(args: argparse.Namespace, params: Params, layout: Layout) -> None:
     sections = [
         dataset_section(name, spec, params, layout) for name, spec in params.datasets.items()
     ]
-    revision = git_revision(layout.root)
     title = f"Model report: {', '.join(params.datasets)}"
-    page = report_html(sections, revision, title=title)
+    page = report_html(sections, title=title)
     write_text(layout.report, page)
     log.info("wrote %s (%d KB)", layout.report, len(page.encode("utf-8")) // 1024)
 

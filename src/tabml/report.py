@@ -17,7 +17,7 @@ the page shows:
 - the params that produced it (the dataset's and the split, featurize, train and evaluate
   sections), with the dotted names ``dvc exp run -S`` takes;
 
-and once, the git revision the page was built at (:class:`Revision`).
+and once, how to find its git revision (:data:`REVISION_NOTE`: the page does not name it).
 
 The page is rendered from the jinja2 template ``tabml/templates/report.html.j2`` (package
 data, so it renders the same from a checkout or a wheel). It has no external resource
@@ -64,7 +64,6 @@ DATA_ROLES = {"raw": "raw snapshot", "train": "train split", "test": "test split
 PARAMS_SECTIONS = ("split", "featurize", "train", "evaluate")
 CHAMPION_MARK = "★"
 # At most this many uncommitted paths are named on the page.
-MAX_CHANGES = 10
 
 
 def caption(topic: str, target: str, positive_class: str, metric: str) -> str:
@@ -139,37 +138,14 @@ class Section:
     data: Sequence[FileHash] = ()
 
 
-@dataclass(frozen=True)
-class Revision:
-    """The git revision a page was built at.
-
-    ``commit`` is None when unknown (``problem`` says why: not a git repository...);
-    ``changes`` are the paths ``git status --porcelain`` lists; ``experiment`` is the name
-    of the ``dvc exp run`` experiment being built (``commit`` is then its baseline).
-    """
-
-    commit: str | None
-    changes: tuple[str, ...] = ()
-    experiment: str | None = None
-    problem: str = "not a git repository"
-
-
-def revision_text(revision: Revision) -> str:
-    """The revision in one sentence, as the page shows it."""
-    if revision.commit is None:
-        return f"unknown ({revision.problem})"
-    text = revision.commit
-    if revision.changes:
-        shown = ", ".join(revision.changes[:MAX_CHANGES])
-        more = len(revision.changes) - MAX_CHANGES
-        paths = f"{shown} and {more} more" if more > 0 else shown
-        text += f" with uncommitted changes ({len(revision.changes)}: {paths})"
-    if revision.experiment:
-        text += (
-            f"; built inside `dvc exp run` (experiment {revision.experiment!r}): this is the "
-            "experiment's baseline commit, its own params are the ones shown below"
-        )
-    return text
+# Why the page names no commit, and how to find it: DVC records the page's md5 in dvc.lock, so
+# a page naming the commit it was built at could never be rebuilt byte for byte on a fresh
+# clone of the commit that records it (committing the outputs makes a new commit).
+REVISION_NOTE = (
+    "not written into the page, so that a fresh clone rebuilds it byte for byte; the commit "
+    "whose dvc.lock records this file's md5 is its revision: "
+    "git log --oneline -S $(md5sum plots/report.html | cut -c1-32) -- dvc.lock"
+)
 
 
 # --- format checks: a file from an older stage is one line naming it ---------------------
@@ -499,11 +475,11 @@ def _section(section: Section) -> dict[str, Any]:
     }
 
 
-def _context(sections: Sequence[Section], revision: Revision, title: str) -> dict[str, Any]:
+def _context(sections: Sequence[Section], title: str) -> dict[str, Any]:
     """Everything the template shows, as plain strings and lists (no logic left for it)."""
     return {
         "title": title,
-        "revision": revision_text(revision),
+        "revision": REVISION_NOTE,
         "sections": [_section(s) for s in sections],
     }
 
@@ -523,9 +499,7 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def report_html(
-    sections: Sequence[Section], revision: Revision, title: str = "Model report"
-) -> str:
+def report_html(sections: Sequence[Section], title: str = "Model report") -> str:
     """One offline HTML page of every dataset's results and their provenance (see the
     module docstring); the same inputs give the same bytes."""
-    return _environment().get_template(TEMPLATE).render(_context(sections, revision, title))
+    return _environment().get_template(TEMPLATE).render(_context(sections, title))

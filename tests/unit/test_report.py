@@ -526,9 +526,10 @@ def test_params_that_produced_it(built) -> None:
     assert "datasets.churn.target" in churn and "datasets.credit.target" not in churn
 
 
-def test_git_revision_outside_git_is_unknown(built) -> None:
+def test_the_page_says_how_to_find_its_git_revision(built) -> None:
     _, _, page = built
-    assert page["revision"].text() == "unknown (not a git repository)"
+    # a page naming a commit could not be rebuilt byte for byte from the commit recording it
+    assert page["revision"].text() == report.REVISION_NOTE
     assert page["revision"].parent.find("th").text() == "git revision"
 
 
@@ -781,81 +782,6 @@ def test_dask_split_is_hashed_as_its_card_records_it(tmp_path: Path) -> None:
     assert hashes[1].note == "md5 of the names and md5 of its 2 Parquet partitions"
 
 
-# --- the git revision ---------------------------------------------------------------------
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-
-
-def test_git_revision_head_changes_and_experiment(tmp_path: Path) -> None:
-    assert report_stage.git_revision(tmp_path, {}) == report.Revision(None)
-    git(tmp_path, "init", "-q")
-    no_commit = report_stage.git_revision(tmp_path, {})
-    assert report.revision_text(no_commit) == "unknown (no commit yet)"
-    (tmp_path / "params.yaml").write_text("a\n", encoding="utf-8")
-    git(tmp_path, "add", "params.yaml")
-    git(tmp_path, "commit", "-q", "-m", "first")
-    head = git(tmp_path, "rev-parse", "HEAD")
-
-    clean = report_stage.git_revision(tmp_path, {})
-    assert clean == report.Revision(head)
-    assert report.revision_text(clean) == head
-    # committing the run's outputs (not inputs) leaves the page's revision as it was, so a
-    # fresh clone of that commit rebuilds the same page
-    (tmp_path / "dvc.lock").write_text("outputs\n", encoding="utf-8")
-    git(tmp_path, "add", "dvc.lock")
-    git(tmp_path, "commit", "-q", "-m", "outputs")
-    assert report_stage.git_revision(tmp_path, {}) == report.Revision(head)
-
-    (tmp_path / "params.yaml").write_text("b\n", encoding="utf-8")
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "new file.py").write_text("n\n", encoding="utf-8")
-    (tmp_path / "notes.txt").write_text("not an input\n", encoding="utf-8")
-    dirty = report_stage.git_revision(tmp_path, {})
-    assert dirty.changes == ("params.yaml", "src/")
-    assert report.revision_text(dirty) == (
-        f"{head} with uncommitted changes (2: params.yaml, src/)"
-    )
-
-    env = {"DVC_EXP_NAME": "lucky-dogs", "DVC_EXP_BASELINE_REV": "f" * 40}
-    exp = report_stage.git_revision(tmp_path, env)
-    assert exp.commit == "f" * 40 and exp.experiment == "lucky-dogs"
-    text = report.revision_text(exp)
-    assert text.startswith("f" * 40 + " with uncommitted changes")
-    assert "built inside `dvc exp run` (experiment 'lucky-dogs')" in text
-    assert "experiment's baseline commit" in text
-    # DVC_EXP_NAME alone (a workspace run): HEAD is the baseline
-    assert report_stage.git_revision(tmp_path, {"DVC_EXP_NAME": "x"}).commit == head
-
-
-def test_git_revision_never_fails(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))  # no git on PATH
-    assert report.revision_text(report_stage.git_revision(tmp_path, {})) == (
-        "unknown (git is not installed)"
-    )
-    # a queued experiment's workspace: DVC still names the baseline
-    env = {"DVC_EXP_NAME": "e", "DVC_EXP_BASELINE_REV": "c" * 40}
-    assert report_stage.git_revision(tmp_path, env) == report.Revision("c" * 40, experiment="e")
-
-
-def test_revision_names_at_most_ten_changed_paths() -> None:
-    paths = tuple(f"f{i}" for i in range(12))
-    text = report.revision_text(report.Revision("abc", changes=paths))
-    assert text == (
-        "abc with uncommitted changes (12: f0, f1, f2, f3, f4, f5, f6, f7, f8, f9 and 2 more)"
-    )
-
-
-# --- the page, from data ------------------------------------------------------------------
-
-
 def entry(name: str, algo: str) -> report.ModelEntry:
     data = card(name, algo, "d" * 32)
     return report.ModelEntry(
@@ -881,18 +807,18 @@ def tiny_section() -> report.Section:
 
 
 def test_report_html_escapes_and_redacts() -> None:
-    html = report.report_html([tiny_section()], report.Revision("abc"), title="Report <x>")
+    html = report.report_html([tiny_section()], title="Report <x>")
     page = Page(html)
     assert_self_contained(html, page)
     assert "<title>Report &lt;x&gt;</title>" in html and "<style>" in html  # CSS inline
     assert "curves &lt;b&gt;&amp;&lt;/b&gt; more" in html
     assert "data:image/png;base64,iVBORyBmYWtl" in html
     assert "pw" not in html and "s3cret" not in html  # params shown are redacted
-    assert page["revision"].text() == "abc"
+    assert page["revision"].text() == report.REVISION_NOTE
 
 
 def test_report_html_without_sections_says_so() -> None:
-    html = report.report_html([], report.Revision(None))
+    html = report.report_html([])
     page = Page(html)
     assert page.find("title").text() == "Model report" and "No dataset to report." in html
     assert [s.attrs["id"] for s in page.iter("section")] == ["provenance"]
@@ -904,11 +830,11 @@ def test_report_html_needs_a_card_per_ranked_model() -> None:
     models = {a: m for a, m in section.models.items() if a != "rf"}
     broken = report.Section(section.dataset, section.board, section.metrics, models, [])
     with pytest.raises(ModelFileError, match=r"no model card of 'rf' .*: rerun train"):
-        report.report_html([broken], report.Revision(None))
+        report.report_html([broken])
     metrics = {a: m for a, m in section.metrics.items() if a != "lr"}
     broken = report.Section(section.dataset, section.board, metrics, section.models, [])
     with pytest.raises(DataError, match="ranks 'lr' but it has no test metrics: rerun evaluate"):
-        report.report_html([broken], report.Revision(None))
+        report.report_html([broken])
 
 
 def test_check_board_refuses_foreign_or_dangling_entries() -> None:
