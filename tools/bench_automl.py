@@ -67,6 +67,7 @@ from tabml.cli import disk_error, setup_logging
 from tools.bench_scale import (
     BenchError,
     _override,
+    aligned,
     child_env,
     copy_repository,
     machine,
@@ -504,18 +505,7 @@ def _cells(row: Row) -> tuple[str, ...]:
 
 def text_table(rows: Sequence[Row]) -> str:
     """The table for a terminal: columns aligned, numbers right-aligned."""
-    cells = [HEADER, *(_cells(row) for row in rows)]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(HEADER))]
-    lines = []
-    for n, line in enumerate(cells):
-        parts = [
-            value.ljust(width) if i in LEFT else value.rjust(width)
-            for i, (value, width) in enumerate(zip(line, widths, strict=True))
-        ]
-        lines.append("  ".join(parts).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    return aligned([HEADER, *(_cells(row) for row in rows)], left=LEFT)
 
 
 def markdown_table(rows: Sequence[Row]) -> str:

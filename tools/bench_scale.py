@@ -532,9 +532,13 @@ def _cells(row: Row) -> tuple[str, ...]:
 
 def text_table(rows: list[Row]) -> str:
     """The table for a terminal: columns aligned, numbers right-aligned."""
-    cells = [HEADER, *(_cells(row) for row in rows)]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(HEADER))]
-    left = {0, 3}
+    return aligned([HEADER, *(_cells(row) for row in rows)], left={0, 3})
+
+
+def aligned(cells: Sequence[Sequence[str]], left: set[int]) -> str:
+    """Rows of cells (the first the header) as a terminal table: columns aligned, the
+    ``left`` columns left-aligned and the rest right-aligned, a rule under the header."""
+    widths = [max(len(line[i]) for line in cells) for i in range(len(cells[0]))]
     lines = []
     for n, line in enumerate(cells):
         parts = [

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 import subprocess
 import sys
 import time
-
-from tabml.params import load_params
 
 HEAVY = (
     "pandas",
@@ -28,25 +27,20 @@ HEAVY = (
     "pydantic",
     "ruamel",
     "jinja2",
+    "optuna",
 )
 LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)")
 log = logging.getLogger("importtime")
 
 
 def stage_commands() -> list[tuple[str, list[str]]]:
-    """Every stage of the pipeline, in dvc.yaml order, as `python -m` arguments."""
-    params = load_params()
-    cmds = [("check-params", ["stages.check_params"])]
-    for phase in ("ingest", "split", "featurize"):
-        cmds += [(f"{phase}@{d}", [f"stages.{phase}", "--dataset", d]) for d in params.datasets]
-    cmds += [
-        (f"train@{d}-{a}", ["stages.train", "--dataset", d, "--algo", a])
-        for d in params.datasets
-        for a in params.train.algos
-    ]
-    for phase in ("evaluate", "plot"):
-        cmds += [(f"{phase}@{d}", [f"stages.{phase}", "--dataset", d]) for d in params.datasets]
-    return [*cmds, ("report", ["stages.report"])]
+    """Every stage of the pipeline, in dvc.yaml order, as `python -m` arguments: DVC's own
+    reading of dvc.yaml (foreach and matrix expanded), so no stage list is kept here."""
+    from dvc.repo import Repo
+
+    with Repo(".") as repo:
+        cmds = [(stage.addressing, shlex.split(stage.cmd)) for stage in repo.index.stages]
+    return [(name, argv[2:]) for name, argv in cmds if argv[:2] == ["python", "-m"]]
 
 
 def measure(module_args: list[str]) -> tuple[float, float, list[str]]:

@@ -61,7 +61,7 @@ def stage_parser(
 
 # The trees under the root that stages write into: a killed run may leave temporaries there
 # (beside the output, when the repository's temp home cannot be used).
-OUTPUT_TREES = ("data", "models", "metrics", "plots")
+OUTPUT_TREES = ("data", "models", "metrics", "plots", "tuned")
 _CAN_NOT = {
     errno.ENOSPC: ("write", "no space left on device", "free space and rerun"),
     errno.EDQUOT: ("write", "disk quota exceeded", "free space or raise the quota and rerun"),

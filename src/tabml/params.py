@@ -2,7 +2,7 @@
 
 DVC accepts any key you ``--set-param +key=...``; these models do not (``extra="forbid"``,
 strict types, range constraints). A bad file stops the run with ONE line naming the key and
-what is allowed, formatted from pydantic's first error (:func:`_message`).
+what is allowed, formatted from pydantic's first error (:func:`error_message`).
 
 pydantic loads only when :func:`load_params` runs (the stage CLI calls it after parsing
 arguments), so ``python -m stages.<x> --help`` does not pay for it.
@@ -40,7 +40,7 @@ Metric = Literal[METRICS]  # type: ignore[valid-type]
 
 
 def _fail(reason: str) -> NoReturn:
-    """Raise a params error; ``reason`` follows the key's dotted path (see :func:`_message`)."""
+    """Raise a params error; ``reason`` follows the key's dotted path (:func:`error_message`)."""
     raise PydanticCustomError("params", reason)
 
 
@@ -405,6 +405,15 @@ class Params(_Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _engines_can_train(self) -> Params:
+        for name, spec in self.datasets.items():
+            for algo in self.train.algos:
+                refusal = engine_refusal(name, spec, algo, self.train.algo(algo))
+                if refusal:
+                    _fail(refusal)
+        return self
+
     def check_sources(self, root: Path) -> list[str]:
         """Where each dataset keeps its files, as dvc.yaml wants them: ``ingest@<ds>``
         depends on ``data/external/<ds>/`` only, so a local source elsewhere in the
@@ -448,6 +457,19 @@ class Params(_Section):
                 f"unknown dataset {name!r}: params.yaml declares {', '.join(self.datasets)}"
             )
         return self.datasets[name]
+
+
+def engine_refusal(dataset: str, spec: DatasetParams, algo: str, algo_params: Any) -> str | None:
+    """Why ``algo`` as set cannot be trained on ``dataset``'s engine, or None. The dask engine
+    ships uncalibrated estimators only, so a calibration it would not apply is refused (by
+    check-params, and by train for a tuned file's values)."""
+    if spec.engine == "dask" and algo_params.calibration != "none":
+        return (
+            f"train.{algo}.calibration: {algo_params.calibration} is not available for "
+            f"dataset {dataset!r} (engine: dask, which has no calibrated estimator to ship): "
+            "set it to none"
+        )
+    return None
 
 
 # --- one line per error -------------------------------------------------------------------
@@ -523,7 +545,7 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields) if model and issubclass(model, BaseModel) else []
 
 
-def _message(error: Any) -> str:
+def error_message(error: Any) -> str:
     """One pydantic error as the line a user reads: the dotted key, the value, what is allowed."""
     loc = tuple(p for p in error["loc"] if p != "[key]")  # a dataset name: its own key
     kind, value = error["type"], error.get("input")
@@ -562,7 +584,7 @@ def parse_params(raw: Any) -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        raise ParamsError(_message(exc.errors(include_url=False)[0])) from None
+        raise ParamsError(error_message(exc.errors(include_url=False)[0])) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -571,15 +593,19 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     YAML 1.2, as DVC reads (and rewrites, on ``dvc exp run -S``) the file: ``yes``/``no``
     are text, only ``true``/``false`` are booleans.
     """
+    return parse_params(read_params_file(Path(path)))
+
+
+def read_params_file(path: Path, fix: str = "") -> Any:
+    """A params file as DVC reads it (YAML 1.2); an unreadable or invalid one is one
+    ParamsError line naming it (``fix``: what to do, appended)."""
     from ruamel.yaml import YAMLError
 
-    path = Path(path)
     try:
-        raw = read_yaml(path)
+        return read_yaml(path)
     except OSError as exc:
         raise ParamsError(f"cannot read {path}: {exc.strerror}") from None
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at_line = f" at line {mark.line + 1}" if mark else ""
-        raise ParamsError(f"{path}: invalid YAML{at_line}") from None
-    return parse_params(raw)
+        raise ParamsError(f"{path}: invalid YAML{at_line}{fix}") from None

@@ -426,21 +426,12 @@ def off(layout: Layout, dataset: str, algo: str, reason: str) -> None:
 def read_tuned(path: Path) -> dict[str, Any]:
     """The values of a tuned file; ``{}`` when the file is missing (train run outside DVC,
     where no tune stage ran) or empty. One-line ParamsError naming the file otherwise."""
-    from ruamel.yaml import YAMLError
-
-    from tabml.files import read_yaml
+    from tabml.params import read_params_file
 
     redo = f"rerun `dvc repro --force tune@{path.stem}`"
-    try:
-        raw = read_yaml(path)
-    except FileNotFoundError:
+    if not path.exists():
         return {}
-    except OSError as exc:
-        raise ParamsError(f"cannot read {path}: {exc.strerror}") from None
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at_line = f" at line {mark.line + 1}" if mark else ""
-        raise ParamsError(f"{path}: invalid YAML{at_line}: fix it or {redo}") from None
+    raw = read_params_file(path, f": fix it or {redo}")
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -457,7 +448,7 @@ def effective_params(params: Params, dataset: str, algo: str, layout: Layout) ->
     error naming the file and the key)."""
     from pydantic import ValidationError
 
-    from tabml.params import _message
+    from tabml.params import error_message
 
     section = params.train.algo(algo)
     path = layout.tuned(dataset, algo)
@@ -468,7 +459,7 @@ def effective_params(params: Params, dataset: str, algo: str, layout: Layout) ->
         merged = rebuild(section, tuned)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        reason = _message({**error, "loc": ("train", algo, *error["loc"])})
+        reason = error_message({**error, "loc": ("train", algo, *error["loc"])})
         raise ParamsError(
             f"{path}: {reason}: fix it or rerun `dvc repro --force tune@{dataset}-{algo}`"
         ) from None

@@ -288,13 +288,20 @@ def _rules(build=None) -> train.StageRules:
     return train.StageRules(build or build_estimator, lambda *args: None)
 
 
-def test_a_dask_model_cannot_be_calibrated(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize("where", ["params.yaml", "tuned file"])
+def test_a_dask_model_cannot_be_calibrated(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """The engine ships uncalibrated estimators only: a calibration it would not apply is
-    one error line, before any data is read, not a card that claims it."""
+    one error line, before any data is read, not a card that claims it. In params.yaml
+    check-params refuses it too; a tuned file's value only train sees."""
     from stages import train as stage
 
-    params = _tiny_params(lr={"calibration": "sigmoid"})
-    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    lr = {"calibration": "sigmoid"} if where == "params.yaml" else {}
+    (tmp_path / "params.yaml").write_text(json.dumps(_tiny_params(lr=lr)))
+    if where == "tuned file":
+        (tmp_path / "tuned").mkdir()
+        (tmp_path / "tuned" / "tiny-lr.yaml").write_text("calibration: sigmoid\n")
     args = ["--root", str(tmp_path), "--params", str(tmp_path / "params.yaml")]
     assert stage.main([*args, "--dataset", "tiny", "--algo", "lr"]) == 2
     err = capsys.readouterr().err

@@ -304,6 +304,7 @@ def test_run_stage_removes_stale_temps_of_killed_runs_before_the_body(tmp_path):
         / f".credit-train_interim_20251130.csv.{proc.pid}-abcdefgh.tmp",
         tmp_path / "metrics" / f".test.{proc.pid}-abcdefgh.tmp" / "credit-rf.json",
         tmp_path / "plots" / f".report.html.{proc.pid}-abcdefgh.tmp",
+        tmp_path / "tuned" / f".credit-rf.yaml.{proc.pid}-abcdefgh.tmp",
     ]
     (tmp_path / ".dvc").mkdir()  # a DVC repository: its temp home is cleaned too
     stale.append(tmp_path / ".dvc" / "tmp" / "tabml" / f".x.csv.{proc.pid}-abcdefgh.tmp")

@@ -51,6 +51,15 @@ def test_stage_set_follows_params(stages: dict) -> None:
     assert set(stages) == expected
 
 
+def test_the_committed_lock_records_exactly_the_stages_of_dvc_yaml(stages: dict) -> None:
+    """DVC keeps the entry of a stage dvc.yaml no longer has (it kept the old single
+    evaluate and plot stages): stale entries name outputs nothing writes any more."""
+    from ruamel.yaml import YAML
+
+    lock = YAML(typ="safe").load((ROOT / "dvc.lock").read_text(encoding="utf-8"))
+    assert sorted(lock["stages"]) == sorted(stages)
+
+
 def test_outputs_match_layout(stages: dict) -> None:
     params, layout = load_params(ROOT / "params.yaml"), Layout(Path())
     version = params.train.model_version

@@ -126,6 +126,20 @@ def test_unknown_algorithm_names_allowed_values(raw_params):
         assert algo in message
 
 
+def test_calibration_on_a_dask_dataset_is_refused_before_any_stage_runs(raw_params):
+    """check-params, not only train after ingest, split and featurize have run."""
+    name = next(iter(raw_params["datasets"]))
+    raw_params["datasets"][name]["engine"] = "dask"
+    raw_params["train"]["lr"]["calibration"] = "isotonic"
+
+    assert parse_error(raw_params) == (
+        f"train.lr.calibration: isotonic is not available for dataset {name!r} (engine: dask, "
+        "which has no calibrated estimator to ship): set it to none"
+    )
+    raw_params["train"]["lr"]["calibration"] = "none"
+    parse_params(raw_params)  # the same dataset, uncalibrated: fine
+
+
 @pytest.mark.parametrize("algos", [[], ["rf", "rf"]])
 def test_empty_or_repeated_algos_rejected(raw_params, algos):
     raw_params["train"]["algos"] = algos

@@ -494,14 +494,12 @@ def train(name: str, algo: str, params: Params, layout: Layout, rules: StageRule
     from tabml.daskengine.scores import merge, metrics
     from tabml.features import load_features
     from tabml.files import replace_dir, write_csv
+    from tabml.params import engine_refusal
 
     spec, algo_params = params.dataset(name), params.train.algo(algo)
-    if algo_params.calibration != "none":
-        raise ParamsError(
-            f"train.{algo}.calibration: {algo_params.calibration} is not available for "
-            f"dataset {name!r} (engine: dask, which has no calibrated estimator to ship): "
-            "set it to none"
-        )
+    refusal = engine_refusal(name, spec, algo, algo_params)
+    if refusal:
+        raise ParamsError(refusal)
     features, transformer = load_features(layout, name, spec.snapshot)
     files = layout.processed_parts(name, "train", spec.snapshot)
     if not files:
