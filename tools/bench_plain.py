@@ -7,7 +7,10 @@ imputation with missing-value indicators and standard scaling; text: a constant 
 category and a sparse one-hot encoding bounded by ``featurize.max_categories`` and
 ``featurize.min_category_frequency``), fits rf, xgb and lr with the hyperparameters of
 ``train.*`` (xgb: the same stratified ``validation_fraction`` hold-out and early stopping as
-``stages/train.py``), and scores each model's ROC AUC on the test split.
+``stages/train.py``), cross-validates each one as a careful model choice needs (the same
+``train.cv_folds`` stratified folds seeded by ``split.seed`` on at most ``train.cv_rows``
+train rows, a stratified sample beyond, as train does: part of its ``fit`` phase), and scores
+each model's ROC AUC on the test split.
 
 It reads the settings from a JSON file (``--config``: the validated ``split``, ``featurize``
 and ``train`` sections of the benchmark's params.yaml, written by ``tools.bench_scale``), not
@@ -125,6 +128,7 @@ def estimators(train: dict) -> dict[str, Any]:
 def fitters(train: dict) -> dict[str, Callable[[Any, Any], Any]]:
     """One fit function per algorithm; xgb holds out a stratified validation part of the
     train split for early stopping, as stages/train.py does."""
+    from sklearn.base import clone
     from sklearn.model_selection import train_test_split
 
     models = estimators(train)
@@ -134,13 +138,36 @@ def fitters(train: dict) -> dict[str, Callable[[Any, Any], Any]]:
         X_fit, X_val, y_fit, y_val = train_test_split(
             X, y, test_size=xgb["validation_fraction"], random_state=xgb["seed"], stratify=y
         )
-        return models["xgb"].fit(X_fit, y_fit, eval_set=[(X_val, y_val)], verbose=False)
+        return clone(models["xgb"]).fit(X_fit, y_fit, eval_set=[(X_val, y_val)], verbose=False)
 
     return {
-        "rf": lambda X, y: models["rf"].fit(X, y),
+        "rf": lambda X, y: clone(models["rf"]).fit(X, y),
         "xgb": fit_xgb,
-        "lr": lambda X, y: models["lr"].fit(X, y),
+        "lr": lambda X, y: clone(models["lr"]).fit(X, y),
     }
+
+
+def cross_validated_auc(
+    fit: Callable[[Any, Any], Any], X: Any, y: Any, folds: int, max_rows: int | None, seed: int
+) -> float:
+    """ROC AUC of ``fit`` over the folds (their mean, as the model card's ``cv``) of a
+    stratified sample of at most ``max_rows`` rows."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    if max_rows is not None and len(y) > max_rows:
+        rows, _ = train_test_split(
+            np.arange(len(y)), train_size=max_rows, random_state=seed, stratify=y
+        )
+        X, y = X[np.sort(rows)], y[np.sort(rows)]
+    scores = []
+    for fit_rows, held_out in StratifiedKFold(folds, shuffle=True, random_state=seed).split(
+        np.zeros(len(y)), y
+    ):
+        proba = fit(X[fit_rows], y[fit_rows]).predict_proba(X[held_out])[:, 1]
+        scores.append(roc_auc_score(y[held_out], proba))
+    return float(np.mean(scores))
 
 
 def run(csv: Path, target: str, positive_class: str, config: dict) -> dict[str, Any]:
@@ -153,6 +180,7 @@ def run(csv: Path, target: str, positive_class: str, config: dict) -> dict[str, 
     timer = Timer()
     with timer.phase("read"):
         frame = pd.read_csv(csv)
+    split_seed = config["split"]["seed"]
     with timer.phase("split"):
         y = (frame[target].astype(str) == positive_class).to_numpy(dtype=np.int64)
         X = frame.drop(columns=[target])
@@ -160,7 +188,7 @@ def run(csv: Path, target: str, positive_class: str, config: dict) -> dict[str, 
             X,
             y,
             test_size=config["split"]["test_size"],
-            random_state=config["split"]["seed"],
+            random_state=split_seed,
             stratify=y,
         )
     with timer.phase("preprocess"):
@@ -170,15 +198,20 @@ def run(csv: Path, target: str, positive_class: str, config: dict) -> dict[str, 
         M_train = preprocessor.fit_transform(X_train)
         M_test = preprocessor.transform(X_test)
     log.info("%d train rows x %d features (%s)", *M_train.shape, type(M_train).__name__)
-    fit = fitters(config["train"])
-    models = {}
+    train = config["train"]
+    fit = fitters(train)
+    models, cv_auc = {}, {}
     for algo in ALGOS:
         with timer.phase(f"fit {algo}"):
+            cv_auc[algo] = cross_validated_auc(
+                fit[algo], M_train, y_train, train["cv_folds"], train["cv_rows"], split_seed
+            )
             models[algo] = fit[algo](M_train, y_train)
     auc = {}
     with timer.phase("score"):
         for algo, model in models.items():
             auc[algo] = float(roc_auc_score(y_test, model.predict_proba(M_test)[:, 1]))
+    log.info("CV ROC AUC: %s", {k: round(v, 4) for k, v in cv_auc.items()})
     log.info("test ROC AUC: %s", {k: round(v, 4) for k, v in auc.items()})
     return {
         "phases": timer.phases,
@@ -186,6 +219,7 @@ def run(csv: Path, target: str, positive_class: str, config: dict) -> dict[str, 
         "columns": frame.shape[1],
         "features": int(M_train.shape[1]),
         "auc": auc,
+        "cv_auc": cv_auc,
         "peak_rss_bytes": peak_rss_bytes(),
     }
 

@@ -52,6 +52,9 @@ def test_bench_scale_runs_the_pipeline_and_the_plain_script(tmp_path: Path) -> N
     for algo in ("rf", "xgb", "lr"):
         pipeline, plain = summary["auc"]["pipeline"][algo], summary["auc"]["plain"][algo]
         assert pipeline is not None and abs(pipeline - plain) < 0.05, (algo, pipeline, plain)
+        # and cross-validate the same folds of the same train rows
+        pipeline, plain = summary["auc"]["pipeline_cv"][algo], summary["auc"]["plain_cv"][algo]
+        assert pipeline is not None and abs(pipeline - plain) < 0.05, (algo, pipeline, plain)
 
     # The printed table is stdout, alone; dvc's output and the progress went to stderr.
     lines = proc.stdout.splitlines()

@@ -132,6 +132,8 @@ def test_the_plain_script_reports_every_phase(tmp_path: Path) -> None:
     assert (result["rows"], result["columns"]) == (2_000, 21)
     assert set(result["auc"]) == {"rf", "xgb", "lr"}
     assert all(0.6 < auc <= 1.0 for auc in result["auc"].values())
+    assert set(result["cv_auc"]) == {"rf", "xgb", "lr"}
+    assert all(0.6 < auc <= 1.0 for auc in result["cv_auc"].values())
     assert "fit xgb:" in proc.stderr and "test ROC AUC" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -350,6 +352,8 @@ def test_the_notes_say_what_the_figures_include_and_how_busy_the_machine_was() -
         "auc": {
             "pipeline": {"rf": 0.78951, "xgb": 0.807, "lr": None},
             "plain": {"rf": 0.78951, "xgb": 0.807, "lr": 0.8044},
+            "pipeline_cv": {"rf": 0.7801, "xgb": 0.8012, "lr": None},
+            "plain_cv": {"rf": 0.7801, "xgb": 0.8012, "lr": 0.7996},
         },
     }
     notes = bench_scale.describe(summary)
@@ -358,6 +362,7 @@ def test_the_notes_say_what_the_figures_include_and_how_busy_the_machine_was() -
     assert "load average 6.44 before, 7.66 after: other processes shared the 2 cores" in notes
     assert "dvc's own start-up" in notes and "warm page cache" in notes
     assert f"pipeline: rf 0.7895, xgb 0.8070, lr {DASH}; plain: rf 0.7895" in notes
+    assert f"pipeline: rf 0.7801, xgb 0.8012, lr {DASH}; plain: rf 0.7801" in notes
     assert "Dask" not in notes
     machine = {**summary["machine"], "load_before": 0.3, "load_after": 1.5}
     notes = bench_scale.describe({**summary, "engine": "dask", "machine": machine})
