@@ -65,7 +65,18 @@ MIN_ROWS = 200
 POSITIVE_SHARE = 0.25  # the intercept of the logistic model is solved for this mean
 
 # Stage kinds in pipeline order, and the plain phase each one is compared with.
-STAGE_ORDER = ("check-params", "ingest", "split", "featurize", "train", "evaluate", "plot")
+# dvc.yaml's order of the phases (a tune stage runs before the train it feeds).
+STAGE_ORDER = (
+    "check-params",
+    "ingest",
+    "split",
+    "featurize",
+    "tune",
+    "train",
+    "evaluate",
+    "plot",
+    "report",
+)
 COUNTERPART = {"ingest": "read", "split": "split", "featurize": "preprocess", "evaluate": "score"}
 ALGO_ORDER = ("rf", "xgb", "lr")
 DASH = "\u2013"  # en dash: no counterpart, no value
@@ -449,7 +460,7 @@ def ratio(pipeline: float | None, plain: float | None) -> str:
 def _stage_key(stage: str) -> tuple[int, int, str]:
     kind, _, item = stage.partition("@")
     rank = STAGE_ORDER.index(kind) if kind in STAGE_ORDER else len(STAGE_ORDER)
-    algo = item.rsplit("-", 1)[-1] if kind == "train" else ""
+    algo = item.rsplit("-", 1)[-1] if kind in ("tune", "train") else ""
     return rank, ALGO_ORDER.index(algo) if algo in ALGO_ORDER else len(ALGO_ORDER), stage
 
 

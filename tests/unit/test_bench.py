@@ -170,6 +170,8 @@ STATS = {
     "featurize@bench": {"seconds": 5.0, "peak_rss_bytes": 4e8},
     "train@bench-xgb": {"seconds": 6.0, "peak_rss_bytes": 3e8},
     "split@bench": {"seconds": 1.5, "peak_rss_bytes": 2e8},
+    "tune@bench-xgb": {"seconds": 0.5, "peak_rss_bytes": 1e8},
+    "tune@bench-rf": {"seconds": 0.5, "peak_rss_bytes": 1e8},
 }
 PLAIN = {
     "phases": {
@@ -192,6 +194,8 @@ def test_compare_orders_stages_and_pairs_them_with_plain_phases() -> None:
         "ingest@bench",
         "split@bench",
         "featurize@bench",
+        "tune@bench-rf",
+        "tune@bench-xgb",
         "train@bench-rf",
         "train@bench-xgb",
         "train@bench-lr",
@@ -203,13 +207,14 @@ def test_compare_orders_stages_and_pairs_them_with_plain_phases() -> None:
     ]
     pairs = {r.stage: (r.plain, r.plain_seconds) for r in rows}
     assert pairs["check-params"] == pairs["plot@bench"] == pairs["report"] == (None, None)
+    assert pairs["tune@bench-rf"] == (None, None)  # tuning off: the plain script has none
     assert pairs["ingest@bench"] == ("read", 1.0)
     assert pairs["split@bench"] == ("split", 0.5)
     assert pairs["featurize@bench"] == ("preprocess", 2.0)
     assert pairs["train@bench-xgb"] == ("fit xgb", 5.0)
     assert pairs["evaluate@bench"] == ("score", 1.0)
     overhead, total = rows[-2], rows[-1]
-    assert overhead.seconds == pytest.approx(45.0 - 35.0)  # dvc outside the stages
+    assert overhead.seconds == pytest.approx(45.0 - 36.0)  # dvc outside the stages
     assert overhead.plain_seconds == pytest.approx(21.0 - 19.0)  # start-up and imports
     assert (total.seconds, total.plain_seconds) == (45.0, 21.0)
     assert total.peak_rss_gb == pytest.approx(0.7)  # dvc's children peak beats the stages'
