@@ -459,7 +459,9 @@ class Params(_Section):
         return self.datasets[name]
 
 
-def engine_refusal(dataset: str, spec: DatasetParams, algo: str, algo_params: Any) -> str | None:
+def engine_refusal(
+    dataset: str, spec: DatasetParams, algo: str, algo_params: AlgoParams
+) -> str | None:
     """Why ``algo`` as set cannot be trained on ``dataset``'s engine, or None. The dask engine
     ships uncalibrated estimators only, so a calibration it would not apply is refused (by
     check-params, and by train for a tuned file's values)."""
