@@ -5,12 +5,12 @@ One process reads the CSV with ``pandas.read_csv``, splits it (stratified, ``spl
 preprocesses it with one ColumnTransformer fitted on the train split (numbers: median
 imputation with missing-value indicators and standard scaling; text: a constant "missing"
 category and a sparse one-hot encoding bounded by ``featurize.max_categories`` and
-``featurize.min_category_frequency``), fits rf, xgb and lr with the hyperparameters of
-``train.*`` (xgb: the same stratified ``validation_fraction`` hold-out and early stopping as
-``stages/train.py``), cross-validates each one as a careful model choice needs (the same
-``train.cv_folds`` stratified folds seeded by ``split.seed`` on at most ``train.cv_rows``
-train rows, a stratified sample beyond, as train does: part of its ``fit`` phase), and scores
-each model's ROC AUC on the test split.
+``featurize.min_category_frequency``), fits rf, xgb and lr (those of ``train.algos``) with
+the hyperparameters of ``train.*`` (xgb: the same stratified ``validation_fraction`` hold-out
+and early stopping as ``stages/train.py``), cross-validates each one as a careful model
+choice needs (the same ``train.cv_folds`` stratified folds seeded by ``split.seed`` on at most
+``train.cv_rows`` train rows, a stratified sample beyond, as train does: part of its ``fit``
+phase), and scores each model's ROC AUC on the test split.
 
 It reads the settings from a JSON file (``--config``: the validated ``split``, ``featurize``
 and ``train`` sections of the benchmark's params.yaml, written by ``tools.bench_scale``), not
@@ -201,7 +201,7 @@ def run(csv: Path, target: str, positive_class: str, config: dict) -> dict[str, 
     train = config["train"]
     fit = fitters(train)
     models, cv_auc = {}, {}
-    for algo in ALGOS:
+    for algo in (a for a in ALGOS if a in train["algos"]):  # what the pipeline side trains
         with timer.phase(f"fit {algo}"):
             cv_auc[algo] = cross_validated_auc(
                 fit[algo], M_train, y_train, train["cv_folds"], train["cv_rows"], split_seed

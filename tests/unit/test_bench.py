@@ -107,6 +107,20 @@ def _small_config() -> dict:
     }
 
 
+def test_the_plain_script_fits_only_the_algorithms_the_pipeline_trains(tmp_path: Path) -> None:
+    """With ``--set train.algos=[lr]`` the pipeline trains lr only: so must the baseline, or
+    the TOTAL ratio prices one fit against three."""
+    csv = tmp_path / "bench.csv"
+    write_dataset(generate(1_000, seed=2), csv)
+    config = _small_config()
+    config["train"]["algos"] = ["lr"]
+
+    result = bench_plain.run(csv, TARGET, "1", config)
+
+    assert list(result["phases"]) == ["read", "split", "preprocess", "fit lr", "score"]
+    assert set(result["auc"]) == set(result["cv_auc"]) == {"lr"}
+
+
 def test_the_plain_script_reports_every_phase(tmp_path: Path) -> None:
     csv = tmp_path / "bench.csv"
     write_dataset(generate(2_000, seed=1), csv)

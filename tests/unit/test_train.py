@@ -86,6 +86,39 @@ def test_xgb_early_stopping_keeps_curves_aligned(separable):
     assert estimator.best_iteration == int(np.argmin(curves["valid"]))
 
 
+def test_xgb_cv_fold_fit_evaluates_only_the_validation_part_and_grows_the_same_trees(separable):
+    """A cross-validation fold's fit (final=False) needs no per-round train loss: it evaluates
+    the validation part alone, which early stopping reads, and stops at the same round."""
+    X, y = separable(300, 0)
+    params = revalidated(SMALL["xgb"], n_estimators=200, early_stopping_rounds=3)
+
+    shipped, curves = fit_estimator("xgb", params, X, y)
+    fold, fold_curves = fit_estimator("xgb", params, X, y, final=False)
+
+    assert fold_curves == {} and set(curves) == {"train", "valid"}
+    assert list(fold.evals_result()) == ["validation_0"]
+    assert fold.evals_result()["validation_0"]["logloss"] == curves["valid"]
+    assert fold.best_iteration == shipped.best_iteration
+    np.testing.assert_array_equal(fold.predict_proba(X), shipped.predict_proba(X))
+
+
+def test_write_train_metrics_logs_each_round_and_the_summary(tmp_path):
+    curves = {"train": [0.6, 0.5, 0.4], "valid": [0.65, 0.6, 0.62]}
+
+    train._write_train_metrics(tmp_path, {"train_roc_auc": 0.9}, curves)
+
+    for part in ("train", "valid"):
+        rows = (tmp_path / f"plots/metrics/{part}/logloss.tsv").read_text().splitlines()
+        assert rows == ["step\tlogloss", *(f"{i}\t{v}" for i, v in enumerate(curves[part]))]
+    summary = read_json(tmp_path / "metrics.json")
+    assert summary == {
+        "train": {"logloss": 0.4},
+        "valid": {"logloss": 0.62},
+        "step": 2,  # the last round's
+        "train_roc_auc": 0.9,
+    }
+
+
 def test_xgb_validation_uses_a_held_out_fraction(separable, monkeypatch):
     X, y = separable(200, 0)
     seen = {}
